@@ -1,0 +1,175 @@
+"""Project configuration: ``.tinysdlc/config.toml`` validated against declared settings.
+
+Secrets never live here: a key whose name looks secret is rejected, and the store URL,
+API keys and tokens come only from environment variables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .gates.model import Tier
+from .settings import Section, Setting
+
+HOME_ENV = "TINYSDLC_NB_HOME"
+DATABASE_URL_ENV = "TINYSDLC_NB_DATABASE_URL"
+CONFIG_NAME = "config.toml"
+
+# The SE4A agent ids of the TinySDLC role set plus its router. Agents never sign off, so a
+# sign-off whose signer matches one of these (or an id configured in [gate].agents) is rejected.
+DEFAULT_AGENT_IDS = ("researcher", "pm", "pjm", "architect", "coder", "reviewer", "tester",
+                     "devops", "assistant")
+
+PROJECT_SECTION = Section("project", (
+    Setting("name", str, "", "Project name recorded with every run; default: the folder name."),
+    Setting("tier", str, "lite", "TinySDLC tier that sets thresholds and required sign-offs.",
+            choices=[tier.value for tier in Tier]),
+    Setting("environment", str, "production", "Target environment named in gate reports."),
+    Setting("display_zone", str, "UTC", "Time zone used when times are shown to people."),
+))
+
+GATE_SECTION = Section("gate", (
+    Setting("check_timeout_s", float, 900.0, "Time limit of each check's tool.", unit="seconds",
+            minimum=1),
+    Setting("cell_timeout_s", float, 1800.0, "Time limit of each notebook cell.", unit="seconds",
+            minimum=1),
+    Setting("max_workers", int, 4, "Checks run at the same time.", minimum=1),
+    Setting("agents", list, [], "Extra agent ids that may never sign off (besides the "
+            "TinySDLC role ids and the agents of the team settings)."),
+    Setting("checks", list, [], "Checks to run; empty means every check the gate lists."),
+))
+
+_SECRET_KEY = re.compile(r"(password|passwd|secret|token|api_?key|private_?key|credential)",
+                         re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Waiver:
+    """A human's acceptance of a failing item, with reason, owner and expiry date."""
+
+    item: str
+    reason: str
+    owner: str
+    expires: dt.date
+
+    def active(self, today: dt.date) -> bool:
+        return today <= self.expires
+
+
+@dataclass
+class Config:
+    """The validated configuration of one project."""
+
+    project_dir: Path
+    home: Path
+    project: dict[str, Any]
+    gate: dict[str, Any]
+    checks: dict[str, dict[str, Any]]
+    waivers: list[Waiver] = field(default_factory=list)
+    source: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return self.project["name"] or self.project_dir.resolve().name
+
+    @property
+    def tier(self) -> Tier:
+        return Tier(self.project["tier"])
+
+    @property
+    def database_url(self) -> str:
+        return os.environ.get(DATABASE_URL_ENV) or f"sqlite:///{self.home / 'state.db'}"
+
+    def agent_ids(self) -> set[str]:
+        return {agent.lower() for agent in (*DEFAULT_AGENT_IDS, *self.gate["agents"])}
+
+
+def home_dir(project_dir: Path) -> Path:
+    """Return the folder for state, reports and files: ``$TINYSDLC_NB_HOME`` or ``.tinysdlc``."""
+    override = os.environ.get(HOME_ENV)
+    return Path(override).expanduser() if override else project_dir / ".tinysdlc"
+
+
+def load_config(project_dir: Path | str) -> Config:
+    """Read and validate the project's config.toml; a missing file means all defaults."""
+    project_dir = Path(project_dir)
+    if not project_dir.is_dir():
+        raise ConfigError(f"project folder '{project_dir}' does not exist; pass an existing "
+                          f"folder with --project")
+
+    home = home_dir(project_dir)
+    path = home / CONFIG_NAME
+    raw = _read_toml(path) if path.is_file() else {}
+    where = str(path)
+    _reject_secret_keys(raw, where)
+
+    known = {"project", "gate", "checks", "waivers"}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"{where}: unknown section '{key}'; known sections: "
+                              f"{', '.join(sorted(known))}")
+
+    return Config(
+        project_dir=project_dir,
+        home=home,
+        project=PROJECT_SECTION.resolve(raw.get("project"), where),
+        gate=GATE_SECTION.resolve(raw.get("gate"), where),
+        checks=_resolve_checks(raw.get("checks", {}), where),
+        waivers=[_parse_waiver(entry, where) for entry in raw.get("waivers", [])],
+        source=path if path.is_file() else None,
+    )
+
+
+def _resolve_checks(raw: dict[str, Any], where: str) -> dict[str, dict[str, Any]]:
+    from .gates.checks import CHECKS
+
+    unknown = sorted(set(raw) - set(CHECKS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown check '{unknown[0]}' under [checks]; known checks: "
+                          f"{', '.join(CHECKS)}")
+    return {name: Section(f"checks.{name}", module.SETTINGS).resolve(raw.get(name), where)
+            for name, module in CHECKS.items()}
+
+
+def _parse_waiver(entry: Any, where: str) -> Waiver:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: each [[waivers]] entry must be a table with item, reason, "
+                          f"owner and expires")
+    missing = [key for key in ("item", "reason", "owner", "expires") if not entry.get(key)]
+    if missing:
+        raise ConfigError(f"{where}: waiver for '{entry.get('item', '?')}' is missing "
+                          f"{', '.join(missing)}; a waiver needs item, reason, owner and expires")
+    expires = entry["expires"]
+    if isinstance(expires, dt.datetime):
+        expires = expires.date()
+    if not isinstance(expires, dt.date):
+        raise ConfigError(f"{where}: waiver for '{entry['item']}' has expires = {expires!r}; "
+                          f"write a TOML date such as 2027-01-31")
+    return Waiver(str(entry["item"]), str(entry["reason"]), str(entry["owner"]), expires)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: invalid TOML ({error}); fix the file or remove it to use "
+                          f"the defaults") from error
+
+
+def _reject_secret_keys(raw: Any, where: str, prefix: str = "") -> None:
+    if not isinstance(raw, dict):
+        return
+    for key, value in raw.items():
+        dotted = f"{prefix}{key}"
+        if _SECRET_KEY.search(key) and isinstance(value, str) and value:
+            raise ConfigError(f"{where}: '{dotted}' looks like a secret; secrets are read only "
+                              f"from environment variables, remove it from the file")
+        _reject_secret_keys(value, where, f"{dotted}.")

@@ -1,0 +1,1 @@
+"""Release gates: the check model, tier policy, checks, runner and report writers."""

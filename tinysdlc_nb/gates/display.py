@@ -1,0 +1,86 @@
+"""HTML views of a gate run for the notebooks: escaped, redacted, styled by status class."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from ..scrub import scrub
+
+if TYPE_CHECKING:
+    from .run import GateRun
+
+GATE_TITLES = {"g3": "G3 Ship Ready", "g4": "G4 Production Ready"}
+FINDINGS_SHOWN = 200
+
+
+def header(run: GateRun) -> str:
+    title = f"{GATE_TITLES[run.gate]}: {run.project} {run.version}"
+    meta = (f"tier {run.tier} · environment {run.environment} · run {run.run_id} · "
+            f"started {run.started_at:%Y-%m-%d %H:%M:%S} UTC")
+    return f"<h1>{_text(title)}</h1><p class=\"meta\">{_text(meta)}</p>"
+
+
+def checklist(run: GateRun) -> str:
+    rows = [(item.label, _status(str(item.status or "PENDING")),
+             "required" if item.required else "optional", _text(item.summary))
+            for item in run.items]
+    return "<h2>Checklist</h2>" + table(("Item", "Status", "", "Details"), rows)
+
+
+def findings(run: GateRun) -> str:
+    parts = ["<h2>Findings</h2>"]
+    for name, result in run.results.items():
+        counted = len(result.active_findings)
+        suppressed = len(result.findings) - counted
+        tool = f"{result.tool} {result.tool_version}".strip()
+        parts.append(f"<h3>{_text(name)} ({_text(tool)})</h3>")
+        parts.append(f"<p>{_status(str(result.status))} {_text(result.summary)} "
+                     f"<span class=\"meta\">{counted} counted, {suppressed} suppressed"
+                     f"{', report sha256 ' + result.report_sha256[:12] if result.report else ''}"
+                     f"</span></p>")
+        if not result.findings:
+            continue
+        rows = [(_text(f"{finding.file}:{finding.line}" if finding.line else finding.file),
+                 _text(finding.rule), _text(finding.severity), _text(finding.message),
+                 _text(finding.suppression or ""))
+                for finding in result.findings[:FINDINGS_SHOWN]]
+        parts.append(table(("Location", "Rule", "Severity", "Message", "Suppressed because"),
+                           rows))
+        if len(result.findings) > FINDINGS_SHOWN:
+            parts.append(f"<p class=\"meta\">{len(result.findings) - FINDINGS_SHOWN} more in "
+                         f"results.sarif and raw/{_text(result.report_name)}</p>")
+    return "".join(parts)
+
+
+def signoffs(run: GateRun) -> str:
+    rows = [(_text(entry.requirement.label), _text(", ".join(sorted(entry.requirement.roles))),
+             _status({"approved": "PASS", "rejected": "FAIL"}.get(entry.state, "PENDING"),
+                     entry.state), _text(entry.signer or ""), _text(entry.comment))
+            for entry in (run.signoffs.requirements if run.signoffs else [])]
+    return "<h2>Sign-offs</h2>" + table(("Requirement", "Roles", "State", "Signer", "Comment"),
+                                        rows)
+
+
+def verdict(run: GateRun) -> str:
+    value = str(run.verdict)
+    code = run.verdict.exit_code if run.verdict else ""
+    return (f"<h2>Verdict</h2><div class=\"verdict verdict-{_text(value)}\">{_text(value)} "
+            f"<span class=\"meta\">(exit {code})</span></div>")
+
+
+def table(headings: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """Return an HTML table; cells must already be escaped HTML, headings are escaped here."""
+    head = "".join(f"<th>{_text(heading)}</th>" for heading in headings)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>"
+                   for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _status(status: str, label: str | None = None) -> str:
+    return f"<span class=\"status status-{_text(status)}\">{_text(label or status)}</span>"
+
+
+def _text(value: object) -> str:
+    return html.escape(scrub(str(value)))

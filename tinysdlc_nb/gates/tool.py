@@ -1,0 +1,76 @@
+"""Run a check's external tool with a timeout and report its version."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+
+from ..errors import CheckTimeout, ToolMissing
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ToolRun:
+    argv: tuple[str, ...]
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+    duration_s: float
+
+
+def run_tool(check: str, argv: list[str], *, cwd: Path, timeout_s: float,
+             env: dict[str, str] | None = None) -> ToolRun:
+    """Run ``argv`` in ``cwd``; raise CheckTimeout past ``timeout_s`` and ToolMissing if absent.
+
+    The whole process group is killed on timeout, so a tool's own children do not outlive it.
+    """
+    if shutil.which(argv[0]) is None and not Path(argv[0]).exists():
+        raise ToolMissing(f"check '{check}': '{argv[0]}' is not installed; "
+                          f"install it in this environment (pip install tinysdlc-nb)")
+
+    merged_env = {**os.environ, **(env or {})}
+    started = time.monotonic()
+    log.info("check %s: running %s", check, " ".join(argv))
+    process = subprocess.Popen(argv, cwd=cwd, env=merged_env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired as timeout:
+        _kill_group(process)
+        process.communicate()
+        raise CheckTimeout(check, timeout_s) from timeout
+
+    duration = time.monotonic() - started
+    log.info("check %s: exit %s after %.1f s", check, process.returncode, duration)
+    return ToolRun(tuple(argv), process.returncode, stdout, stderr, duration)
+
+
+def python_tool(module: str) -> list[str]:
+    """Return the argv prefix that runs ``module`` with this interpreter (``python -m module``)."""
+    return [sys.executable, "-m", module]
+
+
+@cache
+def distribution_version(name: str) -> str:
+    """Return the installed version of distribution ``name``, or '' when it is not installed."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return ""
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, 9)
+    except ProcessLookupError:
+        pass

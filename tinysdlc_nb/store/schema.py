@@ -1,0 +1,119 @@
+"""Table definitions of the store, for queries. Migrations create the same tables.
+
+``tests/test_store.py`` compares this metadata with a migrated database, so the two cannot
+drift apart unnoticed.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+gate_runs = Table(
+    "gate_runs", metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("project", String(200), nullable=False),
+    Column("gate", String(8), nullable=False),
+    Column("version", String(100), nullable=False),
+    Column("tier", String(20), nullable=False),
+    Column("environment", String(100), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("verdict", String(30)),
+    Column("exit_code", Integer),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("output_dir", Text),
+    Column("summary_sha256", String(64)),
+)
+
+gate_items = Table(
+    "gate_items", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), ForeignKey("gate_runs.run_id", ondelete="CASCADE"),
+           nullable=False),
+    Column("item", String(100), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("required", Boolean, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("tool", String(100)),
+    Column("tool_version", String(50)),
+    Column("exit_code", Integer),
+    Column("report_name", String(200)),
+    Column("report_sha256", String(64)),
+    Column("duration_s", Float),
+    UniqueConstraint("run_id", "item", name="uq_gate_items_run_item"),
+)
+
+findings = Table(
+    "findings", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), ForeignKey("gate_runs.run_id", ondelete="CASCADE"),
+           nullable=False),
+    Column("item", String(100), nullable=False),
+    Column("file", Text, nullable=False),
+    Column("line", Integer),
+    Column("rule", String(200), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("severity", String(20), nullable=False),
+    Column("suppression", Text),
+    Index("ix_findings_run_item", "run_id", "item"),
+)
+
+evidence = Table(
+    "evidence", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project", String(200), nullable=False),
+    Column("gate", String(8), nullable=False),
+    Column("version", String(100), nullable=False),
+    Column("item", String(100), nullable=False),
+    Column("recorded_by", String(200), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("source", String(50), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("file_name", Text),
+    Column("file_sha256", String(64)),
+    Column("prev_hash", String(64), nullable=False),
+    Column("row_hash", String(64), nullable=False),
+)
+
+signoffs = Table(
+    "signoffs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project", String(200), nullable=False),
+    Column("gate", String(8), nullable=False),
+    Column("version", String(100), nullable=False),
+    Column("role", String(50), nullable=False),
+    Column("signer", String(200), nullable=False),
+    Column("decision", String(20), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("source", String(50), nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("row_hash", String(64), nullable=False),
+)
+
+# The newest hash of each append-only chain, so that deleting the last rows is detectable.
+chain_heads = Table(
+    "chain_heads", metadata,
+    Column("chain", String(50), primary_key=True),
+    Column("length", Integer, nullable=False),
+    Column("head_hash", String(64), nullable=False),
+)
+
+CHAINED_TABLES = {"evidence": evidence, "signoffs": signoffs}
