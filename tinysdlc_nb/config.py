@@ -134,8 +134,16 @@ def _resolve_checks(raw: dict[str, Any], where: str) -> dict[str, dict[str, Any]
     if unknown:
         raise ConfigError(f"{where}: unknown check '{unknown[0]}' under [checks]; known checks: "
                           f"{', '.join(CHECKS)}")
-    return {name: Section(f"checks.{name}", module.SETTINGS).resolve(raw.get(name), where)
-            for name, module in CHECKS.items()}
+    resolved = {}
+    for name, module in CHECKS.items():
+        resolved[name] = Section(f"checks.{name}", module.SETTINGS).resolve(raw.get(name), where)
+        validate = getattr(module, "validate", None)
+        if validate is not None:
+            try:
+                validate(resolved[name])
+            except ConfigError as error:
+                raise ConfigError(f"{where}: {error}") from error
+    return resolved
 
 
 def _parse_waiver(entry: Any, where: str) -> Waiver:
@@ -169,6 +177,8 @@ def _reject_secret_keys(raw: Any, where: str, prefix: str = "") -> None:
         return
     for key, value in raw.items():
         dotted = f"{prefix}{key}"
+        if key in ("allow", "waivers"):
+            continue  # package names and waiver reasons, not settings
         if _SECRET_KEY.search(key) and isinstance(value, str) and value:
             raise ConfigError(f"{where}: '{dotted}' looks like a secret; secrets are read only "
                               f"from environment variables, remove it from the file")

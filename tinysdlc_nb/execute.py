@@ -158,6 +158,12 @@ class SameEnvKernelSpecManager(KernelSpecManager):
 
 
 class SameEnvKernelManager(AsyncKernelManager):
+    """Start kernels of this interpreter, talking over local IPC sockets rather than TCP."""
+
+    @default("transport")
+    def _default_transport(self) -> str:
+        return "ipc"
+
     @default("kernel_spec_manager")
     def _default_kernel_spec_manager(self) -> KernelSpecManager:
         return SameEnvKernelSpecManager(data_dir=self.data_dir)

@@ -39,7 +39,8 @@ class Setting:
             )
         if self.choices is not None and value not in self.choices:
             allowed = ", ".join(str(choice) for choice in self.choices)
-            raise ConfigError(f"{where}: {self.key} '{value}' is invalid; expected one of {allowed}")
+            raise ConfigError(
+                f"{where}: {self.key} '{value}' is invalid; expected one of {allowed}")
         if self.minimum is not None and value < self.minimum:
             raise ConfigError(
                 f"{where}: {self.key} = {value!r} is invalid; it must be at least {self.minimum:g}"

@@ -32,12 +32,13 @@ def checklist(run: GateRun) -> str:
 def findings(run: GateRun) -> str:
     parts = ["<h2>Findings</h2>"]
     for name, result in run.results.items():
-        counted = len(result.active_findings)
-        suppressed = len(result.findings) - counted
+        counted = len(result.counted_findings)
+        notes = len(result.active_findings) - counted
+        suppressed = len(result.findings) - len(result.active_findings)
         tool = f"{result.tool} {result.tool_version}".strip()
         parts.append(f"<h3>{_text(name)} ({_text(tool)})</h3>")
         parts.append(f"<p>{_status(str(result.status))} {_text(result.summary)} "
-                     f"<span class=\"meta\">{counted} counted, {suppressed} suppressed"
+                     f"<span class=\"meta\">{counted} counted, {notes} notes, {suppressed} suppressed"
                      f"{', report sha256 ' + result.report_sha256[:12] if result.report else ''}"
                      f"</span></p>")
         if not result.findings:

@@ -20,7 +20,8 @@ def iter_files(project: Path, exclude_dirs: Iterable[str], suffixes: Iterable[st
     wanted = tuple(suffixes) if suffixes is not None else None
     globs = tuple(exclude_globs)
     for root, dirs, names in os.walk(project):
-        dirs[:] = sorted(name for name in dirs if name not in skip and not name.endswith(".egg-info"))
+        dirs[:] = sorted(name for name in dirs
+                         if name not in skip and not name.endswith(".egg-info"))
         for name in sorted(names):
             if wanted is not None and not name.endswith(wanted):
                 continue

@@ -81,7 +81,13 @@ class CheckResult:
 
     @property
     def active_findings(self) -> list[Finding]:
+        """Findings not suppressed in source, notes below a threshold included."""
         return [finding for finding in self.findings if finding.suppression is None]
+
+    @property
+    def counted_findings(self) -> list[Finding]:
+        """Findings that count against the item: not suppressed and not a mere note."""
+        return [finding for finding in self.active_findings if finding.severity != "note"]
 
     def as_dict(self) -> dict[str, Any]:
         return {

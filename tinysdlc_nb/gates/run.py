@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets as random_tokens
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,8 +101,12 @@ def run_gate(gate: str, project: str | Path, *, version: str, tier: str | None =
 
     names = checks or config.gate["checks"] or list(gate_checks(gate))
     input_paths = {key: Path(value).resolve() for key, value in (inputs or {}).items() if value}
-    run.results = run_checks(names, lambda name: _context(run, name, input_paths),
-                             config.gate["max_workers"])
+    # Tools' own outputs (pytest's JUnit, coverage data) may quote secrets; they stay in a
+    # private folder that is removed, and only the redacted copies under raw/ are kept.
+    with tempfile.TemporaryDirectory(prefix="tinysdlc-gate-") as work:
+        run.results = run_checks(
+            names, lambda name: _context(run, name, input_paths, Path(work)),
+            config.gate["max_workers"])
     run.items = [_check_item(run, name, result) for name, result in run.results.items()]
     _keep_raw_reports(run)
     _record_items(run)
@@ -139,9 +144,9 @@ def _start(gate, config, version, tier, environment, run_id, output_dir) -> Gate
     return run
 
 
-def _context(run: GateRun, name: str, inputs: dict[str, Path]) -> CheckContext:
+def _context(run: GateRun, name: str, inputs: dict[str, Path], work: Path) -> CheckContext:
     return CheckContext(project=run.config.project_dir.resolve(), tier=run.tier,
-                        settings=run.config.checks[name], work_dir=run.output_dir / "work" / name,
+                        settings=run.config.checks[name], work_dir=work / name,
                         timeout_s=run.config.gate["check_timeout_s"], inputs=inputs)
 
 

@@ -29,7 +29,8 @@ def build(run: GateRun) -> dict[str, Any]:
                          exit_code=result.exit_code, duration_s=round(result.duration_s, 3),
                          report=f"raw/{result.report_name}" if result.report_name else None,
                          report_sha256=result.report_sha256 or None,
-                         findings=len(result.active_findings),
+                         findings=len(result.counted_findings),
+                         notes=len(result.active_findings) - len(result.counted_findings),
                          suppressed=len(result.findings) - len(result.active_findings))
         items.append(entry)
 

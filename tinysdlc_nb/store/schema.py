@@ -13,7 +13,6 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
-    ForeignKey,
     Integer,
     MetaData,
     String,

@@ -1,0 +1,156 @@
+"""The ``sbom`` check: a CycloneDX SBOM of the environment the project runs in.
+
+``cyclonedx-py environment`` describes the distributions installed for the interpreter of
+the ``python`` setting, with their exact versions and dependency graph, read from local
+metadata. The ``requirements`` mode was not chosen: it records only what a requirements
+file pins, and for a file that does not pin every package it queries the package index,
+so its output depends on the network. With a PEP 621 ``pyproject.toml`` the project is
+recorded as the SBOM's root component.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import tomllib
+from pathlib import Path
+
+from ...errors import ToolMissing
+from ...settings import Setting
+from ..model import CheckContext, CheckResult, Finding, Status, Tier
+from ..tool import ToolRun, distribution_version, python_tool, run_tool
+
+log = logging.getLogger(__name__)
+
+NAME = "sbom"
+TOOL = "cyclonedx-bom"
+
+SETTINGS = (
+    Setting("python", str, "",
+            "interpreter of the environment the SBOM describes, absolute or relative to the "
+            "project (such as .venv/bin/python); empty means the interpreter running "
+            "tinysdlc-nb"),
+    Setting("spec_version", str, "1.6", "CycloneDX specification version of the SBOM",
+            choices=("1.4", "1.5", "1.6", "1.7")),
+)
+
+REPORT_NAME = "sbom.cdx.json"
+
+# The SBOM is evidence only from this tier up.
+_REQUIRED_FROM = Tier.PROFESSIONAL
+
+
+def run(ctx: CheckContext) -> CheckResult:
+    """Write a CycloneDX JSON SBOM of the environment and check that it lists components."""
+    if not ctx.tier.at_least(_REQUIRED_FROM):
+        return _result(Status.SKIPPED, f"An SBOM is required at the professional and "
+                       f"enterprise tiers; this gate runs at the {ctx.tier.value} tier.")
+
+    python = _interpreter(ctx)
+    if not python.exists():
+        return _result(Status.ERROR, f"[checks.sbom] python '{python}' was not found; set it "
+                       "to the interpreter of the environment the SBOM describes.")
+
+    _require_tool()
+    ctx.work_dir.mkdir(parents=True, exist_ok=True)
+    output = ctx.work_dir / REPORT_NAME
+    output.unlink(missing_ok=True)
+    tool_run = run_tool(NAME, _argv(ctx, python, output), cwd=ctx.work_dir,
+                        timeout_s=ctx.timeout_s)
+    if tool_run.exit_code != 0:
+        return _result(Status.ERROR, f"cyclonedx-py exited with code {tool_run.exit_code}: "
+                       f"{_stderr_tail(tool_run)}", tool_run)
+
+    return _judge(ctx, output, tool_run)
+
+
+def _interpreter(ctx: CheckContext) -> Path:
+    configured = ctx.settings["python"].strip()
+    if not configured:
+        return Path(sys.executable)
+    path = Path(configured).expanduser()
+    return path if path.is_absolute() else ctx.project / path
+
+
+def _argv(ctx: CheckContext, python: Path, output: Path) -> list[str]:
+    # --output-reproducible leaves out the timestamp and serial number, so the same
+    # environment gives the same bytes and the same evidence hash on every run.
+    argv = [*python_tool("cyclonedx_py"), "environment", "--output-format", "JSON",
+            "--spec-version", ctx.settings["spec_version"], "--output-reproducible",
+            "--validate", "--output-file", str(output)]
+    pyproject = ctx.project / "pyproject.toml"
+    if _has_project_table(pyproject):
+        argv += ["--pyproject", str(pyproject)]
+    return [*argv, str(python)]
+
+
+def _has_project_table(pyproject: Path) -> bool:
+    """Return True when pyproject.toml has a PEP 621 ``[project]`` table with a name."""
+    if not pyproject.is_file():
+        return False
+    try:
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project")
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        log.warning("check sbom: pyproject.toml is not valid TOML, so the SBOM has no root "
+                    "component: %s", error)
+        return False
+    return isinstance(project, dict) and bool(project.get("name"))
+
+
+def _judge(ctx: CheckContext, output: Path, tool_run: ToolRun) -> CheckResult:
+    try:
+        report = output.read_bytes()
+    except OSError as error:
+        return _result(Status.ERROR, f"cyclonedx-py exited with code 0 but wrote no SBOM "
+                       f"({error}): {_stderr_tail(tool_run)}", tool_run)
+    try:
+        bom = json.loads(report)
+    except json.JSONDecodeError as error:
+        return _result(Status.ERROR, f"cyclonedx-py wrote an SBOM that is not JSON: {error}",
+                       tool_run, report=report)
+
+    version = ctx.settings["spec_version"]
+    is_cyclonedx = isinstance(bom, dict) and bom.get("bomFormat") == "CycloneDX"
+    if not is_cyclonedx or bom.get("specVersion") != version:
+        return _result(Status.ERROR, f"cyclonedx-py wrote JSON that is not a CycloneDX "
+                       f"{version} SBOM", tool_run, report=report)
+
+    components = bom.get("components") or []
+    if not components:
+        finding = Finding(".", None, "no-components",
+                          f"the SBOM of {_python_label(ctx)} lists no components; point "
+                          f"[checks.sbom] python at the environment the project runs in",
+                          "error")
+        return _result(Status.FAIL, "The SBOM lists no components.", tool_run, [finding],
+                       report)
+    noun = "component" if len(components) == 1 else "components"
+    return _result(Status.PASS, f"The SBOM lists {len(components)} {noun} (CycloneDX "
+                   f"{version}).", tool_run, report=report)
+
+
+def _python_label(ctx: CheckContext) -> str:
+    return ctx.settings["python"].strip() or "the interpreter running tinysdlc-nb"
+
+
+def _stderr_tail(tool_run: ToolRun, limit: int = 600) -> str:
+    text = tool_run.stderr.decode("utf-8", errors="replace").strip()
+    return " ".join(text[-limit:].split()) or "no error output"
+
+
+def _require_tool() -> None:
+    # run_tool finds a missing executable, but "python -m MODULE" always starts, so a
+    # missing distribution is found here.
+    if not distribution_version(TOOL):
+        raise ToolMissing(f"check '{NAME}': {TOOL} is not installed in this environment; "
+                          f"install it (pip install {TOOL})")
+
+
+def _result(status: Status, summary: str, tool_run: ToolRun | None = None,
+            findings: list[Finding] | None = None, report: bytes = b"") -> CheckResult:
+    return CheckResult(
+        check=NAME, status=status, summary=summary, tool=TOOL,
+        tool_version=distribution_version(TOOL), findings=findings or [],
+        exit_code=tool_run.exit_code if tool_run else None, report=report,
+        report_name=REPORT_NAME if report else "",
+    )
