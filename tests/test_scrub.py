@@ -49,7 +49,8 @@ def test_secret_names_recognised(name):
 
 
 @pytest.mark.parametrize("name", ["HOME", "GIT_ASKPASS", "SSH_AUTH_SOCK", "GITHUB_TOKEN_FILE",
-                                  "AWS_ACCESS_KEY_ID", "AUTH_URL", "COMPASS_VERSION", "AUTHOR"])
+                                  "AWS_ACCESS_KEY_ID", "AUTH_URL", "COMPASS_VERSION", "AUTHOR",
+                                  "MAX_TOKENS", "TOKEN_COUNT"])
 def test_other_names_not_secret(name):
     assert not looks_secret(name)
 

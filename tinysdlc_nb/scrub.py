@@ -42,16 +42,17 @@ _SECRET_NAME_PAIRS = frozenset({
     ("SIGNING", "KEY"), ("ENCRYPTION", "KEY"), ("CLIENT", "SECRET"),
 })
 _SECRET_NAME_SUFFIXES = ("PASSWORD", "PASSWD", "TOKEN", "SECRET", "APIKEY", "PASSPHRASE")
-# A name ending in one of these describes a secret without holding it: GITHUB_TOKEN_FILE
-# holds a path, AUTH_URL an address, AWS_ACCESS_KEY_ID an identifier.
+# A name ending in one of these describes a secret without containing it: GITHUB_TOKEN_FILE
+# is a path, AUTH_URL an address, AWS_ACCESS_KEY_ID an identifier, MAX_TOKENS a number.
 _DESCRIPTOR_WORDS = frozenset({
     "FILE", "PATH", "DIR", "SOCK", "SOCKET", "HOST", "PORT", "USER", "USERNAME", "URL", "URI",
     "ENDPOINT", "ID", "TYPE", "MODE", "METHOD", "NAME", "HEADER", "EXPIRY", "EXPIRES", "TTL",
     "TIMEOUT", "ENABLED", "DISABLED", "REQUIRED", "LENGTH", "VERSION", "PROVIDER", "SCOPE",
-    "SCOPES", "REGION",
+    "SCOPES", "REGION", "COUNT", "LIMIT", "USAGE", "TOTAL",
 })
+_COUNT_PREFIXES = frozenset({"MAX", "MIN", "NUM"})
 _NAME_SPLIT = re.compile(r"[^A-Z0-9]+")
-_WHAT = "[REDACTED:{}]"
+_REDACTED = "[REDACTED:{}]"
 
 
 def scrub(text: str) -> str:
@@ -79,7 +80,7 @@ def scrub_data(value: Any) -> Any:
         for key, item in value.items():
             name = scrub(key) if isinstance(key, str) else key
             if isinstance(key, str) and isinstance(item, str) and _redacts_whole_value(key, item):
-                copy[name] = _WHAT.format(key)
+                copy[name] = _REDACTED.format(key)
             else:
                 copy[name] = scrub_data(item)
         return copy
@@ -91,7 +92,7 @@ def scrub_data(value: Any) -> Any:
 
 
 def looks_secret(name: str) -> bool:
-    """Return True when a variable or key ``name`` says it holds a secret.
+    """Return True when a variable or key ``name`` marks its value as a secret.
 
     ``GITHUB_TOKEN``, ``DB_PASS``, ``aws_secret_access_key`` and ``api-key`` do; names that
     end in a descriptor (``TOKEN_FILE``, ``AUTH_URL``, ``ACCESS_KEY_ID``) do not.
@@ -102,7 +103,7 @@ def looks_secret(name: str) -> bool:
 @lru_cache(maxsize=4096)
 def _looks_secret(upper_name: str) -> bool:
     words = [word for word in _NAME_SPLIT.split(upper_name) if word]
-    if not words or words[-1] in _DESCRIPTOR_WORDS:
+    if not words or words[-1] in _DESCRIPTOR_WORDS or words[0] in _COUNT_PREFIXES:
         return False
 
     if any(word in _SECRET_NAME_WORDS or word.endswith(_SECRET_NAME_SUFFIXES) for word in words):
@@ -124,7 +125,7 @@ def _redact_patterns(text: str) -> str:
     position = 0
     for found in secret_patterns.find_secrets(text, patterns):
         pieces.append(text[position:found.start])
-        pieces.append(_WHAT.format(found.pattern.name))
+        pieces.append(_REDACTED.format(found.pattern.name))
         position = found.end
 
     if not pieces:
@@ -158,7 +159,7 @@ class _EnvironmentSecrets:
         if self.regex is None:
             return text
 
-        return self.regex.sub(lambda match: _WHAT.format(self.labels[match[0]]), text)
+        return self.regex.sub(lambda match: _REDACTED.format(self.labels[match[0]]), text)
 
 
 _cache: _EnvironmentSecrets | None = None
@@ -168,8 +169,8 @@ def _environment_secrets() -> _EnvironmentSecrets:
     """Return the compiled environment secrets, rebuilt only when the relevant items change.
 
     Each call compares the variable names and the values of the watched variables with
-    the cached state (about 5 microseconds for 40 variables); the regex is compiled again
-    only after a change.
+    the cached state, which takes about 5 microseconds for 40 variables. The regex is
+    compiled again only after a change.
     """
     global _cache
 
@@ -179,9 +180,9 @@ def _environment_secrets() -> _EnvironmentSecrets:
         return cached
 
     items = [(name, value) for name, value in os.environ.items() if _is_relevant(name, value)]
-    # NOTE: a variable that had no "://" in its value when this was built is not watched,
-    # so changing its value to a URL with a password is noticed only at the next change
-    # of a watched variable or of the set of names.
+    # NOTE: a variable without "://" in its value at this point is not watched. If its
+    # value later changes to a URL with a password, the change is noticed only when a
+    # watched variable or the set of names changes too.
     watched_names = tuple(name for name, _ in items)
     labels = _secret_values(items)
     regex = None

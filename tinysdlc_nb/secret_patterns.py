@@ -40,11 +40,11 @@ LOCK_FILE_NAMES = frozenset({
 # Lines that pin a package by its digest: npm/yarn "integrity", pip "--hash=", and the
 # "hash"/"sha256" keys of Python lock files when they sit in files not named like a lock file.
 # Quotes may come escaped, as in the lines detect-secrets' config parser rebuilds.
-_Q = r"""[\\"']*"""
+_QUOTES = r"""[\\"']*"""
 _INTEGRITY_LINE = re.compile(
-    rf"(?:{_Q}integrity{_Q}\s*[:=]?\s*{_Q}sha(?:1|256|384|512)-"
+    rf"(?:{_QUOTES}integrity{_QUOTES}\s*[:=]?\s*{_QUOTES}sha(?:1|256|384|512)-"
     r"|--hash[= ](?:sha\d+|md5):"
-    rf"|{_Q}(?:hash|sha256|sha512){_Q}\s*[:=]\s*{_Q}(?:sha\d+:)?[0-9a-fA-F]{{40,}}\b)"
+    rf"|{_QUOTES}(?:hash|sha256|sha512){_QUOTES}\s*[:=]\s*{_QUOTES}(?:sha\d+:)?[0-9a-fA-F]{{40,}}\b)"
 )
 
 _ENV_REFERENCE = re.compile(
@@ -129,8 +129,8 @@ def _mixed_base64(match: re.Match[str]) -> bool:
 
 
 def _has_key_body(match: re.Match[str]) -> bool:
-    # A BEGIN/END pair with "..." between them is documentation or a detector's own
-    # source; a real key has a long base64 body, even when written as "\n"-joined strings.
+    # A BEGIN/END pair around "..." is documentation or a detector's own source. A real
+    # key has a long base64 body, even when written as "\n"-joined strings.
     body = re.sub(r"\\[nrt]", "", match["body"])
     base64_chars = re.findall(r"[A-Za-z0-9+/=]", body)
     return len(base64_chars) >= 64 and len(set(base64_chars)) >= 20
@@ -154,9 +154,9 @@ URL_PASSWORD = SecretPattern(
     not_after=frozenset(),
 )
 
-# Each regex starts with its literal prefix, which lets the re module search for that
-# prefix instead of trying the pattern at every position (about 30 times faster on 10 MB
-# of text); find_secrets checks the character before the match in place of a lookbehind.
+# Each regex starts with its literal prefix, so the re module searches for that prefix
+# instead of trying the pattern at every position: about 30 times faster on 10 MB of text.
+# find_secrets checks the character before the match in place of a lookbehind.
 PATTERNS: tuple[SecretPattern, ...] = (
     SecretPattern(
         "aws-access-key-id", "AWS access key id",
@@ -271,11 +271,11 @@ def _counts(pattern: SecretPattern, match: re.Match[str]) -> bool:
     if pattern.is_valid is not None and not pattern.is_valid(match):
         return False
     if pattern.rule == "private-key":
-        # Key bodies hold long runs such as "AAAAAA", so the placeholder test does not apply;
-        # the body check above already rejects "..." and "xxxx" bodies.
+        # Key bodies contain long runs such as "AAAAAA", so the placeholder test does not
+        # apply. The body check above already rejects "..." and "xxxx" bodies.
         return True
     if pattern is URL_PASSWORD:
-        # Any other URL password is redacted; is_reportable decides whether it is a finding.
+        # Any other URL password is redacted, and is_reportable decides if it is a finding.
         return not (is_env_reference(value) or _MASK.match(value))
     return not is_placeholder(value)
 
@@ -332,9 +332,9 @@ def is_test_credential_url(match: re.Match[str]) -> bool:
     """Return True for a URL password that is a local or documentation credential.
 
     The secrets check does not report a password for a loopback or reserved example host
-    (RFC 2606, RFC 6761), nor one equal to its user name (``postgres:postgres``): such
-    URLs are test fixtures and docs, and so is a password shorter than 4 characters
-    (``u:p@dsn``). The redaction still removes their passwords.
+    (RFC 2606, RFC 6761), one equal to its user name (``postgres:postgres``) or one shorter
+    than 4 characters (``u:p@dsn``). Such URLs are test fixtures and docs. The redaction
+    still removes their passwords.
     """
     password = match["secret"]
     if password.lower() == match["user"].lower() or len(password) < 4:

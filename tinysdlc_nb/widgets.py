@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipywidgets as widgets
-from IPython.display import HTML, display
 
 from . import approvals
 from .errors import TinySDLCError
@@ -23,21 +22,19 @@ def approval_panel(run: GateRun) -> widgets.VBox:
     comment = widgets.Textarea(description="Comment", layout=widgets.Layout(width="60%"))
     approve = widgets.Button(description="Approve", button_style="success", icon="check")
     reject = widgets.Button(description="Reject", button_style="danger", icon="times")
-    result = widgets.Output()
+    result = widgets.HTML()
 
     def record(approved: bool) -> None:
-        result.clear_output()
-        with result:
-            try:
-                approvals.record_signoff(
-                    run.store, project=run.project, gate=run.gate, version=run.version,
-                    role=role.value, signer=name.value, approve=approved, comment=comment.value,
-                    agent_ids=run.config.agent_ids(), tier=run.tier, source="widget")
-            except TinySDLCError as error:
-                display(HTML(f"<p class=\"status status-FAIL\">{views._text(error)}</p>"))
-                return
-            run.refresh()
-            display(HTML(views.signoffs(run) + views.verdict(run)))
+        try:
+            approvals.record_signoff(
+                run.store, project=run.project, gate=run.gate, version=run.version,
+                role=role.value, signer=name.value, approve=approved, comment=comment.value,
+                agent_ids=run.config.agent_ids(), tier=run.tier, source="widget")
+        except TinySDLCError as error:
+            result.value = f"<p class=\"status status-FAIL\">{views.escaped(error)}</p>"
+            return
+        run.refresh()
+        result.value = views.signoffs(run) + views.verdict(run)
 
     approve.on_click(lambda _button: record(True))
     reject.on_click(lambda _button: record(False))

@@ -19,12 +19,12 @@ def header(run: GateRun) -> str:
     title = f"{GATE_TITLES[run.gate]}: {run.project} {run.version}"
     meta = (f"tier {run.tier} · environment {run.environment} · run {run.run_id} · "
             f"started {run.started_at:%Y-%m-%d %H:%M:%S} UTC")
-    return f"<h1>{_text(title)}</h1><p class=\"meta\">{_text(meta)}</p>"
+    return f"<h1>{escaped(title)}</h1><p class=\"meta\">{escaped(meta)}</p>"
 
 
 def checklist(run: GateRun) -> str:
     rows = [(item.label, _status(str(item.status or "PENDING")),
-             "required" if item.required else "optional", _text(item.summary))
+             "required" if item.required else "optional", escaped(item.summary))
             for item in run.items]
     return "<h2>Checklist</h2>" + table(("Item", "Status", "", "Details"), rows)
 
@@ -36,29 +36,30 @@ def findings(run: GateRun) -> str:
         notes = len(result.active_findings) - counted
         suppressed = len(result.findings) - len(result.active_findings)
         tool = f"{result.tool} {result.tool_version}".strip()
-        parts.append(f"<h3>{_text(name)} ({_text(tool)})</h3>")
-        parts.append(f"<p>{_status(str(result.status))} {_text(result.summary)} "
-                     f"<span class=\"meta\">{counted} counted, {notes} notes, {suppressed} suppressed"
+        parts.append(f"<h3>{escaped(name)} ({escaped(tool)})</h3>")
+        parts.append(f"<p>{_status(str(result.status))} {escaped(result.summary)} "
+                     f"<span class=\"meta\">{counted} counted, {notes} notes, "
+                     f"{suppressed} suppressed"
                      f"{', report sha256 ' + result.report_sha256[:12] if result.report else ''}"
                      f"</span></p>")
         if not result.findings:
             continue
-        rows = [(_text(f"{finding.file}:{finding.line}" if finding.line else finding.file),
-                 _text(finding.rule), _text(finding.severity), _text(finding.message),
-                 _text(finding.suppression or ""))
+        rows = [(escaped(f"{finding.file}:{finding.line}" if finding.line else finding.file),
+                 escaped(finding.rule), escaped(finding.severity), escaped(finding.message),
+                 escaped(finding.suppression or ""))
                 for finding in result.findings[:FINDINGS_SHOWN]]
         parts.append(table(("Location", "Rule", "Severity", "Message", "Suppressed because"),
                            rows))
         if len(result.findings) > FINDINGS_SHOWN:
             parts.append(f"<p class=\"meta\">{len(result.findings) - FINDINGS_SHOWN} more in "
-                         f"results.sarif and raw/{_text(result.report_name)}</p>")
+                         f"results.sarif and raw/{escaped(result.report_name)}</p>")
     return "".join(parts)
 
 
 def signoffs(run: GateRun) -> str:
-    rows = [(_text(entry.requirement.label), _text(", ".join(sorted(entry.requirement.roles))),
+    rows = [(escaped(entry.requirement.label), escaped(", ".join(sorted(entry.requirement.roles))),
              _status({"approved": "PASS", "rejected": "FAIL"}.get(entry.state, "PENDING"),
-                     entry.state), _text(entry.signer or ""), _text(entry.comment))
+                     entry.state), escaped(entry.signer or ""), escaped(entry.comment))
             for entry in (run.signoffs.requirements if run.signoffs else [])]
     return "<h2>Sign-offs</h2>" + table(("Requirement", "Roles", "State", "Signer", "Comment"),
                                         rows)
@@ -67,21 +68,22 @@ def signoffs(run: GateRun) -> str:
 def verdict(run: GateRun) -> str:
     value = str(run.verdict)
     code = run.verdict.exit_code if run.verdict else ""
-    return (f"<h2>Verdict</h2><div class=\"verdict verdict-{_text(value)}\">{_text(value)} "
+    return (f"<h2>Verdict</h2><div class=\"verdict verdict-{escaped(value)}\">{escaped(value)} "
             f"<span class=\"meta\">(exit {code})</span></div>")
 
 
 def table(headings: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     """Return an HTML table; cells must already be escaped HTML, headings are escaped here."""
-    head = "".join(f"<th>{_text(heading)}</th>" for heading in headings)
+    head = "".join(f"<th>{escaped(heading)}</th>" for heading in headings)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>"
                    for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _status(status: str, label: str | None = None) -> str:
-    return f"<span class=\"status status-{_text(status)}\">{_text(label or status)}</span>"
+    return f"<span class=\"status status-{escaped(status)}\">{escaped(label or status)}</span>"
 
 
-def _text(value: object) -> str:
+def escaped(value: object) -> str:
+    """Return ``value`` as redacted, HTML-escaped text."""
     return html.escape(scrub(str(value)))

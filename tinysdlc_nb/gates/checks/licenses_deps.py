@@ -10,6 +10,7 @@ which may differ from the one running this code, so its marker values are probed
 from __future__ import annotations
 
 import configparser
+import email.parser
 import json
 import logging
 import tomllib
@@ -191,6 +192,8 @@ def _declared_roots(ctx: CheckContext, environment: Environment,
     has_setup_py = (ctx.project / "setup.py").is_file()
     computed = dynamic or (has_setup_py and not declared)
     if computed and not installed and not files_read:
+        files_read = _read_pkg_info(ctx, roots, selection)
+    if computed and not installed and not files_read:
         selection.problem = (
             "The project's dependencies are computed at build time (setup.py or dynamic "
             "dependencies in pyproject.toml), the project is not installed in the audited "
@@ -201,6 +204,23 @@ def _declared_roots(ctx: CheckContext, environment: Environment,
         selection.skip_reason = ("No Python dependency declarations found (pyproject.toml, "
                                  "setup.cfg or the requirements files).")
     return [root for root in roots if _applies(root.requirement, environment.markers, set())]
+
+
+def _read_pkg_info(ctx: CheckContext, roots: list[_Root], selection: Selection) -> bool:
+    """Add the ``Requires-Dist`` lines of an sdist's PKG-INFO; return True when it has any.
+
+    A source distribution carries its built metadata in PKG-INFO, so a project whose
+    setup.py computes its dependencies still lists them there once released.
+    """
+    path = ctx.project / "PKG-INFO"
+    if not path.is_file():
+        return False
+    headers = email.parser.Parser().parsestr(path.read_text(encoding="utf-8", errors="replace"),
+                                             headersonly=True)
+    requirements = headers.get_all("Requires-Dist") or []
+    for text in requirements:
+        _add_root(ctx, path, text, _line_of(path, text), roots, selection)
+    return bool(requirements)
 
 
 def _read_pyproject(ctx: CheckContext, roots: list[_Root],

@@ -1,8 +1,8 @@
 """The ``secrets`` check: detect-secrets and the provider patterns of ``secret_patterns``.
 
 detect-secrets 1.5 runs as a subprocess with its own worker processes, over the project's
-top-level entries minus the excluded folders; nested excluded folders, lock files, the
-baseline and the ``exclude`` globs are dropped with ``--exclude-files``. It never makes a
+top-level entries minus the excluded folders. Nested excluded folders, lock files, the
+baseline and the ``exclude`` globs are dropped with ``--exclude-files``. It makes no
 network call (``--no-verify``). While it runs, a thread of this process scans the same
 files with the high-precision patterns, which also read private keys and URL passwords.
 
@@ -147,7 +147,7 @@ def _run_detect_secrets(ctx: CheckContext, exclude_regex: str) -> ToolRun | None
         argv += ["--disable-plugin", plugin]
 
     # -P keeps the project folder off sys.path, so a folder named like a module there cannot
-    # stand in for detect-secrets or for the filter; PYTHONPATH finds the filter's package.
+    # stand in for detect-secrets or for the filter. PYTHONPATH finds the filter's package.
     package_root = str(Path(secret_patterns.__file__).resolve().parents[1])
     python_path = os.pathsep.join(part for part in (package_root, os.environ.get("PYTHONPATH"))
                                   if part)
@@ -276,8 +276,8 @@ def _tool_hits(report: dict) -> list[_Hit]:
 def _merge(pattern_hits: list[_Hit], tool_hits: list[_Hit]) -> list[_Hit]:
     """Join detect-secrets' results to the pattern hits on the same line, or keep them alone.
 
-    A result of a kind the patterns cover joins a pattern hit of that kind on its line,
-    adding its hash; with no such hit it is dropped, because the pattern judged the value.
+    A result of a kind the patterns cover joins a pattern hit of that kind on its line and
+    adds its hash. Without such a hit it is dropped, because the pattern judged the value.
     """
     by_line: dict[tuple[str, int], list[_Hit]] = defaultdict(list)
     for hit in pattern_hits:

@@ -2,7 +2,7 @@
 
 A baseline made by ``detect-secrets scan`` (and labelled with ``detect-secrets audit``)
 lists results by file and ``hashed_secret``. A result found again is reviewed, unless its
-entry says ``is_secret: true``, which keeps it counting.
+entry is marked ``is_secret: true``, which keeps it counting.
 """
 
 from __future__ import annotations
