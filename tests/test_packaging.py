@@ -1,0 +1,48 @@
+"""The wheel carries what an installed tinysdlc-nb needs outside a checkout."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[ ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_environment_yml_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {_name(requirement) for requirement in project["dependencies"]}
+    environment = yaml.safe_load((ROOT / "environment.yml").read_text())
+    listed = set()
+    for entry in environment["dependencies"]:
+        if isinstance(entry, dict):
+            listed |= {_name(item) for item in entry["pip"] if not item.startswith("-e")}
+        else:
+            listed.add(_name(entry))
+    assert declared == listed - {"python", "pip"}
+
+
+@pytest.mark.kernel
+def test_wheel_ships_notebooks_and_migrations(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                    "-w", str(tmp_path), str(ROOT)], check=True,
+                   timeout=300)
+    wheel = next(tmp_path.glob("tinysdlc_nb-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for expected in ("tinysdlc_nb/notebooks/g4_production_ready.ipynb",
+                     "tinysdlc_nb/notebooks/g3_ship_ready.ipynb",
+                     "tinysdlc_nb/store/migrations/env.py",
+                     "tinysdlc_nb/store/migrations/script.py.mako",
+                     "tinysdlc_nb/store/migrations/versions/0001_gates.py",
+                     "tinysdlc_nb/report/report.css"):
+        assert expected in names, expected
