@@ -193,3 +193,10 @@ def test_ten_megabytes_fast(monkeypatch):
 
     assert scrubbed.count("[REDACTED:") == len(SAMPLES)
     assert elapsed < 10.0
+
+
+def test_working_directory_not_redacted(monkeypatch, tmp_path):
+    monkeypatch.setenv("PWD", str(tmp_path / "project-folder"))
+    monkeypatch.setenv("OLDPWD", str(tmp_path / "previous-folder"))
+    text = f"cwd {tmp_path}/project-folder and {tmp_path}/previous-folder"
+    assert scrub(text) == text

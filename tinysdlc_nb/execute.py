@@ -135,7 +135,8 @@ def redact_notebook(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
         cell.source = scrub(cell.source)
         for output in cell.get("outputs", []):
             if "text" in output:
-                output["text"] = scrub(output["text"])
+                text = output["text"]
+                output["text"] = scrub("".join(text) if isinstance(text, list) else text)
             if "data" in output:
                 output["data"] = scrub_data(output["data"])
             if "traceback" in output:

@@ -100,8 +100,14 @@ def looks_secret(name: str) -> bool:
     return _looks_secret(name.upper())
 
 
+# The shell's working-directory variables: "PWD" here is not short for password.
+_NOT_SECRET_NAMES = frozenset({"PWD", "OLDPWD"})
+
+
 @lru_cache(maxsize=4096)
 def _looks_secret(upper_name: str) -> bool:
+    if upper_name in _NOT_SECRET_NAMES:
+        return False
     words = [word for word in _NAME_SPLIT.split(upper_name) if word]
     if not words or words[-1] in _DESCRIPTOR_WORDS or words[0] in _COUNT_PREFIXES:
         return False
