@@ -74,3 +74,25 @@ def _kill_group(process: subprocess.Popen) -> None:
         os.killpg(process.pid, 9)
     except ProcessLookupError:
         pass
+
+
+def require_distribution(check: str, distribution: str) -> None:
+    """Raise ToolMissing when ``distribution`` is not installed.
+
+    ``run_tool`` notices a missing executable, but ``python -m MODULE`` always starts an
+    interpreter, so checks that run their tool as a module ask here first.
+    """
+    if not distribution_version(distribution):
+        raise ToolMissing(f"check '{check}': {distribution} is not installed in this "
+                          f"environment; install it (pip install {distribution})")
+
+
+def output_tail(output: bytes | str, limit: int = 600) -> str:
+    """Return the end of a tool's output on one line, for an ERROR summary."""
+    text = output.decode("utf-8", errors="replace") if isinstance(output, bytes) else output
+    return " ".join(text.strip()[-limit:].split()) or "no error output"
+
+
+def plural(number: int, noun: str) -> str:
+    """Return ``3 files`` or ``1 file``, with thousands separated."""
+    return f"{number:,} {noun}" if number == 1 else f"{number:,} {noun}s"

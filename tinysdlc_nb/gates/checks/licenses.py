@@ -16,10 +16,18 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from ...errors import ConfigError, ToolMissing
+from ...errors import ConfigError
 from ...settings import Setting
 from ..model import CheckContext, CheckResult, Finding, Status
-from ..tool import ToolRun, distribution_version, python_tool, run_tool
+from ..tool import (
+    ToolRun,
+    distribution_version,
+    output_tail,
+    plural,
+    python_tool,
+    require_distribution,
+    run_tool,
+)
 from . import licenses_deps, licenses_spdx
 
 log = logging.getLogger(__name__)
@@ -78,7 +86,7 @@ def run(ctx: CheckContext) -> CheckResult:
     if selection.problem:
         return _result(Status.ERROR, selection.problem)
 
-    _require_tool()
+    require_distribution(NAME, TOOL)
     tool_run = run_tool(NAME, [*python_tool("piplicenses"), "--python", str(python),
                                "--format", "json", "--from", "all", "--with-system"],
                         cwd=ctx.work_dir, timeout_s=ctx.timeout_s, env=_TOOL_ENV)
@@ -123,7 +131,8 @@ def _interpreter(ctx: CheckContext) -> Path:
 def _parse_report(tool_run: ToolRun) -> tuple[dict[tuple[str, str], dict], str]:
     """Return pip-licenses' rows keyed by (canonical name, version), or why they are unusable."""
     if tool_run.exit_code != 0:
-        return {}, f"pip-licenses exited with code {tool_run.exit_code}: {_stderr_tail(tool_run)}"
+        return {}, (f"pip-licenses exited with code {tool_run.exit_code}: "
+                    f"{output_tail(tool_run.stderr)}")
     try:
         rows = json.loads(tool_run.stdout)
     except json.JSONDecodeError as error:
@@ -177,28 +186,11 @@ def _judge(findings: list[Finding], checked: int, tool_run: ToolRun) -> CheckRes
     active = [finding for finding in findings if finding.suppression is None]
     allowed = len(findings) - len(active)
 
-    summary = f"{_count(checked, 'distribution')} checked, {_count(len(active), 'finding')}"
+    summary = f"{plural(checked, 'distribution')} checked, {plural(len(active), 'finding')}"
     if allowed:
         summary += f", {allowed} allow-listed"
     findings = sorted(findings, key=lambda f: (f.file, f.line or 0, f.message))
     return _result(Status.FAIL if active else Status.PASS, summary + ".", tool_run, findings)
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
-
-
-def _stderr_tail(tool_run: ToolRun, limit: int = 600) -> str:
-    text = tool_run.stderr.decode("utf-8", errors="replace").strip()
-    return " ".join(text[-limit:].split()) or "no error output"
-
-
-def _require_tool() -> None:
-    # run_tool finds a missing executable, but "python -m MODULE" always starts, so a
-    # missing distribution is found here.
-    if not distribution_version(TOOL):
-        raise ToolMissing(f"check '{NAME}': {TOOL} is not installed in this environment; "
-                          f"install it (pip install {TOOL})")
 
 
 def _result(status: Status, summary: str, tool_run: ToolRun | None = None,

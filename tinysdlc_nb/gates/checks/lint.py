@@ -13,11 +13,18 @@ import logging
 import re
 from pathlib import Path
 
-from ...errors import ToolMissing
 from ...settings import Setting
 from ..files import iter_files
 from ..model import CheckContext, CheckResult, Finding, Status
-from ..tool import ToolRun, distribution_version, python_tool, run_tool
+from ..tool import (
+    ToolRun,
+    distribution_version,
+    output_tail,
+    plural,
+    python_tool,
+    require_distribution,
+    run_tool,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +56,7 @@ def run(ctx: CheckContext) -> CheckResult:
     if next(iter_files(ctx.project, ctx.exclude_dirs, _PYTHON_SUFFIXES), None) is None:
         return _result(Status.SKIPPED, "No Python files to lint in the project.")
 
-    _require_tool()
+    require_distribution(NAME, TOOL)
     counted_run = run_tool(NAME, _ruff_argv(ctx, ignore_noqa=False), cwd=ctx.project,
                            timeout_s=ctx.timeout_s)
     counted_diagnostics, problem = _parse_report(counted_run)
@@ -80,17 +87,19 @@ def _ruff_argv(ctx: CheckContext, *, ignore_noqa: bool) -> list[str]:
 def _parse_report(tool_run: ToolRun) -> tuple[list[dict], str]:
     """Return ruff's diagnostics, or an empty list and why the run cannot be trusted."""
     if tool_run.exit_code not in _FINDINGS_EXIT_CODES:
-        return [], f"ruff exited with code {tool_run.exit_code}: {_stderr_tail(tool_run)}"
+        return [], f"ruff exited with code {tool_run.exit_code}: {output_tail(tool_run.stderr)}"
 
     try:
         diagnostics = json.loads(tool_run.stdout or b"[]")
     except json.JSONDecodeError as error:
-        return [], f"ruff printed a report that is not JSON ({error}): {_stderr_tail(tool_run)}"
+        return [], (f"ruff printed a report that is not JSON ({error}): "
+                    f"{output_tail(tool_run.stderr)}")
     if not isinstance(diagnostics, list):
         return [], "ruff printed a JSON report that is not a list of diagnostics"
 
     if tool_run.exit_code == 1 and not diagnostics:
-        return [], f"ruff exited with code 1 but reported no diagnostics: {_stderr_tail(tool_run)}"
+        return [], (f"ruff exited with code 1 but reported no diagnostics: "
+                    f"{output_tail(tool_run.stderr)}")
     return diagnostics, ""
 
 
@@ -155,29 +164,12 @@ def _judge(findings: list[Finding], tool_run: ToolRun) -> CheckResult:
     files = len({finding.file for finding in active})
 
     if active:
-        summary = f"{_count(len(active), 'finding')} in {_count(files, 'file')}"
+        summary = f"{plural(len(active), 'finding')} in {plural(files, 'file')}"
     else:
         summary = "No findings"
     if suppressed:
         summary += f", {suppressed} suppressed in source"
     return _result(Status.FAIL if active else Status.PASS, summary + ".", tool_run, findings)
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
-
-
-def _stderr_tail(tool_run: ToolRun, limit: int = 600) -> str:
-    text = tool_run.stderr.decode("utf-8", errors="replace").strip()
-    return " ".join(text[-limit:].split()) or "no error output"
-
-
-def _require_tool() -> None:
-    # run_tool finds a missing executable, but "python -m MODULE" always starts, so a
-    # missing distribution is found here.
-    if not distribution_version(TOOL):
-        raise ToolMissing(f"check '{NAME}': {TOOL} is not installed in this environment; "
-                          f"install it (pip install {TOOL})")
 
 
 def _result(status: Status, summary: str, tool_run: ToolRun | None = None,

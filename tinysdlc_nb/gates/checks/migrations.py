@@ -34,7 +34,7 @@ from typing import Any
 from ...settings import Setting
 from ..files import iter_files
 from ..model import CheckContext, CheckResult, Finding, Status
-from ..tool import distribution_version
+from ..tool import distribution_version, plural
 
 log = logging.getLogger(__name__)
 
@@ -107,12 +107,12 @@ def _verdict(findings: list[Finding], inventory: _Inventory) -> tuple[Status, st
 
     kinds = [(len(inventory.alembic), "Alembic revision"),
              (len(inventory.django), "Django migration file")]
-    checked = " and ".join(_count(number, noun) for number, noun in kinds if number)
+    checked = " and ".join(plural(number, noun) for number, noun in kinds if number)
     active = [finding for finding in findings if finding.suppression is None]
     suppressed = len(findings) - len(active)
     if not active and suppressed:
         return Status.PASS, (f"Every migration can be rolled back except "
-                             f"{_count(suppressed, 'migration')} marked irreversible on purpose "
+                             f"{plural(suppressed, 'migration')} marked irreversible on purpose "
                              f"({checked} checked).")
     if not active:
         return Status.PASS, f"Every migration can be rolled back ({checked} checked)."
@@ -120,12 +120,8 @@ def _verdict(findings: list[Finding], inventory: _Inventory) -> tuple[Status, st
     suppressed_note = f" ({suppressed} more marked irreversible on purpose)" if suppressed else ""
     first = active[0]
     location = first.file if first.line is None else f"{first.file}:{first.line}"
-    return Status.FAIL, (f"{_count(len(active), 'irreversible migration')} in {checked}"
+    return Status.FAIL, (f"{plural(len(active), 'irreversible migration')} in {checked}"
                          f"{suppressed_note}; the first is at {location}.")
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _report(findings: list[Finding], inventory: _Inventory, duration: float) -> bytes:

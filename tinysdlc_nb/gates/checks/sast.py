@@ -17,11 +17,18 @@ import json
 import logging
 import re
 
-from ...errors import ToolMissing
 from ...settings import Setting
 from ..files import iter_files
 from ..model import CheckContext, CheckResult, Finding, Status
-from ..tool import ToolRun, distribution_version, python_tool, run_tool
+from ..tool import (
+    ToolRun,
+    distribution_version,
+    output_tail,
+    plural,
+    python_tool,
+    require_distribution,
+    run_tool,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +79,7 @@ def run(ctx: CheckContext) -> CheckResult:
     if not files:
         return _result(Status.SKIPPED, "No Python production files to scan after excludes.")
 
-    _require_tool()
+    require_distribution(NAME, TOOL)
     # NOTE: every file is one argument, so a project of tens of thousands of files could
     # pass the operating system's argument length limit (about 2 MB on Linux).
     full_run = run_tool(NAME, _bandit_argv(files, ignore_nosec=True), cwd=ctx.project,
@@ -92,7 +99,7 @@ def run(ctx: CheckContext) -> CheckResult:
         names = ", ".join(finding.file for finding in unparsed[:5])
         if len(unparsed) > 5:
             names += f" and {len(unparsed) - 5} more"
-        summary = (f"bandit could not parse {_count(len(unparsed), 'file')} ({names}), so they "
+        summary = (f"bandit could not parse {plural(len(unparsed), 'file')} ({names}), so they "
                    f"were not scanned; fix them or add them to [checks.sast] exclude.")
         return _result(Status.ERROR, summary, full_run, unparsed + findings)
 
@@ -110,15 +117,16 @@ def _parse_report(tool_run: ToolRun) -> tuple[dict, str]:
     """Return bandit's JSON report, or an empty one and why the run cannot be trusted."""
     stderr = tool_run.stderr.decode("utf-8", errors="replace")
     if tool_run.exit_code not in _FINDINGS_EXIT_CODES:
-        return {}, f"bandit exited with code {tool_run.exit_code}: {_tail(stderr)}"
+        return {}, f"bandit exited with code {tool_run.exit_code}: {output_tail(stderr)}"
     if _INTERNAL_ERROR in stderr:
         start = stderr.index(_INTERNAL_ERROR)
-        return {}, f"a bandit plugin failed, so the scan is incomplete: {_tail(stderr[start:])}"
+        return {}, (f"a bandit plugin failed, so the scan is incomplete: "
+                    f"{output_tail(stderr[start:])}")
 
     try:
         report = json.loads(tool_run.stdout)
     except json.JSONDecodeError as error:
-        return {}, f"bandit printed a report that is not JSON ({error}): {_tail(stderr)}"
+        return {}, f"bandit printed a report that is not JSON ({error}): {output_tail(stderr)}"
     if not isinstance(report, dict) or not isinstance(report.get("results"), list):
         return {}, "bandit printed a JSON report without a 'results' list"
     return report, ""
@@ -214,7 +222,7 @@ def _judge(ctx: CheckContext, findings: list[Finding], tool_run: ToolRun) -> Che
 
     if counted:
         files = len({finding.file for finding in counted})
-        summary = f"{_count(len(counted), 'finding')} in {_count(files, 'file')}"
+        summary = f"{plural(len(counted), 'finding')} in {plural(files, 'file')}"
     else:
         summary = f"No findings at the {ctx.tier.value} threshold"
     if below:
@@ -224,22 +232,6 @@ def _judge(ctx: CheckContext, findings: list[Finding], tool_run: ToolRun) -> Che
 
     findings = sorted(findings, key=lambda f: (f.file, f.line or 0, f.rule))
     return _result(Status.FAIL if counted else Status.PASS, summary + ".", tool_run, findings)
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
-
-
-def _tail(text: str, limit: int = 600) -> str:
-    return " ".join(text.strip()[-limit:].split()) or "no error output"
-
-
-def _require_tool() -> None:
-    # run_tool finds a missing executable, but "python -m MODULE" always starts, so a
-    # missing distribution is found here.
-    if not distribution_version(TOOL):
-        raise ToolMissing(f"check '{NAME}': {TOOL} is not installed in this environment; "
-                          f"install it (pip install {TOOL})")
 
 
 def _result(status: Status, summary: str, tool_run: ToolRun | None = None,

@@ -16,10 +16,16 @@ import sys
 import tomllib
 from pathlib import Path
 
-from ...errors import ToolMissing
 from ...settings import Setting
 from ..model import CheckContext, CheckResult, Finding, Status, Tier
-from ..tool import ToolRun, distribution_version, python_tool, run_tool
+from ..tool import (
+    ToolRun,
+    distribution_version,
+    output_tail,
+    python_tool,
+    require_distribution,
+    run_tool,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +58,7 @@ def run(ctx: CheckContext) -> CheckResult:
         return _result(Status.ERROR, f"[checks.sbom] python '{python}' was not found; set it "
                        "to the interpreter of the environment the SBOM describes.")
 
-    _require_tool()
+    require_distribution(NAME, TOOL)
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
     output = ctx.work_dir / REPORT_NAME
     output.unlink(missing_ok=True)
@@ -60,7 +66,7 @@ def run(ctx: CheckContext) -> CheckResult:
                         timeout_s=ctx.timeout_s)
     if tool_run.exit_code != 0:
         return _result(Status.ERROR, f"cyclonedx-py exited with code {tool_run.exit_code}: "
-                       f"{_stderr_tail(tool_run)}", tool_run)
+                       f"{output_tail(tool_run.stderr)}", tool_run)
 
     return _judge(ctx, output, tool_run)
 
@@ -103,7 +109,7 @@ def _judge(ctx: CheckContext, output: Path, tool_run: ToolRun) -> CheckResult:
         report = output.read_bytes()
     except OSError as error:
         return _result(Status.ERROR, f"cyclonedx-py exited with code 0 but wrote no SBOM "
-                       f"({error}): {_stderr_tail(tool_run)}", tool_run)
+                       f"({error}): {output_tail(tool_run.stderr)}", tool_run)
     try:
         bom = json.loads(report)
     except json.JSONDecodeError as error:
@@ -131,19 +137,6 @@ def _judge(ctx: CheckContext, output: Path, tool_run: ToolRun) -> CheckResult:
 
 def _python_label(ctx: CheckContext) -> str:
     return ctx.settings["python"].strip() or "the interpreter running tinysdlc-nb"
-
-
-def _stderr_tail(tool_run: ToolRun, limit: int = 600) -> str:
-    text = tool_run.stderr.decode("utf-8", errors="replace").strip()
-    return " ".join(text[-limit:].split()) or "no error output"
-
-
-def _require_tool() -> None:
-    # run_tool finds a missing executable, but "python -m MODULE" always starts, so a
-    # missing distribution is found here.
-    if not distribution_version(TOOL):
-        raise ToolMissing(f"check '{NAME}': {TOOL} is not installed in this environment; "
-                          f"install it (pip install {TOOL})")
 
 
 def _result(status: Status, summary: str, tool_run: ToolRun | None = None,

@@ -45,7 +45,7 @@ from ...errors import ToolMissing
 from ...settings import Setting
 from ..files import iter_files
 from ..model import CheckContext, CheckResult, Finding, Status
-from ..tool import ToolRun, distribution_version, run_tool
+from ..tool import ToolRun, distribution_version, plural, run_tool
 from .secrets_baseline import BaselineError, ReviewedSecrets
 
 log = logging.getLogger(__name__)
@@ -353,11 +353,11 @@ def _judge(findings: list[Finding], scanned: int, tool_run: ToolRun | None,
     suppressed = len(findings) - len(active)
     tail = f"; {suppressed} suppressed" if suppressed else ""
     if not active:
-        summary = f"No secrets in {_count(scanned, 'file')}{tail}."
+        summary = f"No secrets in {plural(scanned, 'file')}{tail}."
         return _result(Status.PASS, summary, tool_run, findings, report)
 
     files = len({finding.file for finding in active})
-    summary = f"{_count(len(active), 'secret')} in {_count(files, 'file')}{tail}."
+    summary = f"{plural(len(active), 'secret')} in {plural(files, 'file')}{tail}."
     return _result(Status.FAIL, summary, tool_run, findings, report)
 
 
@@ -369,10 +369,6 @@ def _result(status: Status, summary: str, tool_run: ToolRun | None = None,
         exit_code=tool_run.exit_code if tool_run is not None else None,
         report=report, report_name="secrets.json" if report else "",
     )
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number:,} {noun}" if number == 1 else f"{number:,} {noun}s"
 
 
 def _tail(text: str, limit: int = 600) -> str:

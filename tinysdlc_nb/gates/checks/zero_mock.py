@@ -36,7 +36,7 @@ from pathlib import Path
 from ...settings import Setting
 from ..files import iter_files
 from ..model import CheckContext, CheckResult, Finding, Status
-from ..tool import distribution_version
+from ..tool import distribution_version, plural
 from . import zero_mock_config
 from .zero_mock_config import CONFIG_SUFFIXES, ConfigSyntaxError
 
@@ -172,8 +172,8 @@ def _scan_file(path: Path, relative: str, markers: _Markers, mock_keys: frozense
 
 
 def _verdict(findings: list[Finding], scan: _Scan) -> tuple[Status, str]:
-    scanned = (f"{_count(scan.python_files, 'Python file')} and "
-               f"{_count(scan.config_files, 'config file')}")
+    scanned = (f"{plural(scan.python_files, 'Python file')} and "
+               f"{plural(scan.config_files, 'config file')}")
     if scan.python_files + scan.config_files == 0:
         return Status.SKIPPED, "No Python or config files found outside the exclude globs."
 
@@ -187,14 +187,10 @@ def _verdict(findings: list[Finding], scan: _Scan) -> tuple[Status, str]:
     location = f"{first.file}:{first.line}" if first.line is not None else first.file
     files = len({finding.file for finding in active})
     return Status.FAIL, (
-        f"{_count(len(active), 'Zero Mock violation')} in {files} of {scanned}"
+        f"{plural(len(active), 'Zero Mock violation')} in {files} of {scanned}"
         f"{suppressed_note}. [@coder: CI blocked — Zero Mock violation detected at "
         f"{location}. Fix before deployment]"
     )
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _report(ctx: CheckContext, findings: list[Finding], scan: _Scan, duration: float) -> bytes:
