@@ -146,7 +146,7 @@ def test_few_unknown_releases_are_notes(tmp_path, fake_pypi):
         ("not-audited", "note", 4)]
 
 
-def test_environment_audit_uses_python(tmp_path, fake_pypi):
+def _venv_with(tmp_path, packages):
     environment = tmp_path / "env"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(environment)],
                    check=True)
@@ -154,15 +154,22 @@ def test_environment_audit_uses_python(tmp_path, fake_pypi):
     site_packages = Path(subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         check=True, capture_output=True, text=True).stdout.strip())
-    for name, version in (("requests", "2.19.0"), ("urllib3", "2.2.2")):
+    for name, version, requires in packages:
         metadata = site_packages / f"{name}-{version}.dist-info"
         metadata.mkdir()
         (metadata / "METADATA").write_text(
-            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+            + "".join(f"Requires-Dist: {item}\n" for item in requires))
+    return python
+
+
+def test_environment_audit_uses_python(tmp_path, fake_pypi):
+    python = _venv_with(tmp_path, [("requests", "2.19.0", []), ("urllib3", "2.2.2", [])])
     project = tmp_path / "proj"
     project.mkdir()
 
-    result = dependencies.run(context(project, fake_pypi.environment(), python=str(python)))
+    result = dependencies.run(context(project, fake_pypi.environment(), python=str(python),
+                                      scope="environment"))
 
     assert result.status is Status.FAIL, result.summary
     assert result.summary == "1 known vulnerability in 1 of 2 dependencies"
@@ -215,3 +222,29 @@ def test_requirements_not_fully_pinned(tmp_path, line):
     pinned, _ = dependencies.read_requirements(path)
 
     assert pinned is False
+
+
+def test_default_scope_audits_declared_closure(tmp_path, fake_pypi):
+    python = _venv_with(tmp_path, [("requests", "2.19.0", ["urllib3>=1"]),
+                                   ("urllib3", "2.2.2", []), ("unrelated", "1.0", [])])
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "proj"\nversion = "1"\ndependencies = ["requests"]\n')
+
+    result = dependencies.run(context(project, fake_pypi.environment(), python=str(python)))
+
+    assert result.status is Status.FAIL, result.summary
+    assert result.summary == "1 known vulnerability in 1 of 2 dependencies"
+    assert [(finding.file, finding.line) for finding in result.findings] == [
+        ("pyproject.toml", 4)]
+
+
+def test_no_declared_dependencies_skipped(tmp_path, fake_pypi):
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "pyproject.toml").write_text('[project]\nname = "proj"\nversion = "1"\n')
+
+    result = dependencies.run(context(project, fake_pypi.environment()))
+
+    assert result.status is Status.SKIPPED

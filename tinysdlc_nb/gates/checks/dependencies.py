@@ -26,6 +26,7 @@ from packaging.utils import canonicalize_name
 from ...settings import Setting
 from ..model import CheckContext, CheckResult, Finding, Status
 from ..tool import ToolRun, distribution_version, python_tool, run_tool
+from . import licenses_deps
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,13 @@ SETTINGS = (
     Setting("python", str, "",
             "interpreter of the environment whose installed packages are audited; empty "
             "means the interpreter running tinysdlc-nb"),
+    Setting("scope", str, "dependencies",
+            "what to audit: 'dependencies' (the project's declared dependencies and what they "
+            "require, at their installed versions, the same set the licenses check reads) or "
+            "'environment' (every package installed for the interpreter)",
+            choices=("dependencies", "environment")),
     Setting("requirements", str, "",
-            "requirements file to audit instead of the environment, relative to the project"),
+            "requirements file to audit instead, relative to the project"),
     Setting("service", str, "pypi", "vulnerability service pip-audit queries",
             choices=("pypi", "osv")),
     Setting("cache_dir", str, "",
@@ -68,6 +74,10 @@ class _SourceError(ValueError):
     """The settings do not name something pip-audit can audit."""
 
 
+class _NothingToAudit(ValueError):
+    """The project declares no dependencies, so there is nothing to audit."""
+
+
 def run(ctx: CheckContext) -> CheckResult:
     """Run pip-audit over the environment or requirements file and judge its report."""
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
@@ -79,6 +89,8 @@ def run(ctx: CheckContext) -> CheckResult:
         source_args, label, lines = _source(ctx)
     except _SourceError as error:
         return _result(Status.ERROR, str(error))
+    except _NothingToAudit as skipped:
+        return _result(Status.SKIPPED, str(skipped))
 
     argv = python_tool("pip_audit") + source_args + [
         "--format", "json", "--output", str(output),
@@ -105,7 +117,45 @@ def _source(ctx: CheckContext) -> tuple[list[str], str, dict[str, int]]:
     """Return pip-audit's source arguments, the findings' file and requirement line numbers."""
     if ctx.settings["requirements"]:
         return _requirements_source(ctx)
+    if ctx.settings["scope"] == "dependencies":
+        return _closure_source(ctx)
     return _environment_source(ctx), ENVIRONMENT, {}
+
+
+def _closure_source(ctx: CheckContext) -> tuple[list[str], str, dict[str, int]]:
+    """Pin the project's dependency closure at its installed versions and audit that file."""
+    interpreter = _interpreter(ctx.settings["python"])
+    if interpreter is None:
+        raise _SourceError(f"setting python '{ctx.settings['python']}' was not found; set "
+                           f"[checks.dependencies] python to the interpreter of the "
+                           f"environment to audit")
+    try:
+        environment = licenses_deps.probe(ctx, NAME, Path(interpreter),
+                                          {"PYTHONPATH": "", "VIRTUAL_ENV": ""})
+    except licenses_deps.ProbeFailed as error:
+        raise _SourceError(str(error)) from error
+    selection = licenses_deps.dependency_closure(ctx, environment)
+    if selection.skip_reason:
+        raise _NothingToAudit(selection.skip_reason)
+    if selection.problem:
+        raise _SourceError(selection.problem)
+    if not selection.distributions and selection.findings:
+        raise _SourceError("none of the project's declared dependencies is installed for the "
+                           "audited interpreter; install them there or set "
+                           "[checks.dependencies] python")
+    if not selection.distributions:
+        raise _NothingToAudit("The project declares no dependencies, so there is nothing "
+                              "to audit.")
+
+    ctx.work_dir.mkdir(parents=True, exist_ok=True)
+    pinned = ctx.work_dir / "dependency-closure.txt"
+    pinned.write_text("".join(f"{item.name}=={item.version}\n"
+                              for item in selection.distributions), encoding="utf-8")
+    files = {item.file for item in selection.distributions}
+    label = files.pop() if len(files) == 1 else "dependencies"
+    lines = {item.name: item.line for item in selection.distributions
+             if item.line is not None and item.file == label}
+    return ["--requirement", str(pinned), "--no-deps", "--disable-pip"], label, lines
 
 
 def _requirements_source(ctx: CheckContext) -> tuple[list[str], str, dict[str, int]]:
