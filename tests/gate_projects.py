@@ -30,7 +30,7 @@ def make_project(root: Path, *, config: str = "", test_body: str | None = None) 
         [project]
         name = "demo"
         version = "1.2.0"
-        dependencies = []
+        dependencies = ["packaging"]
         """))
     (project / "demo" / "__init__.py").write_text(textwrap.dedent('''\
         """A tiny package for gate tests."""

@@ -164,7 +164,7 @@ def test_audit_finds_deleted_row(any_store):
         problems = verify(connection)
     assert [(p.row_id, p.problem) for p in problems][0] == \
         (3, "the row before it was deleted or changed")
-    assert "1 row(s) deleted from the end" in problems[1].problem
+    assert problems[1].problem == "1 row(s) deleted (chain head records 3, found 2)"
 
 
 def test_audit_finds_deleted_tail(any_store):
@@ -174,5 +174,34 @@ def test_audit_finds_deleted_tail(any_store):
     with any_store.begin() as connection:
         connection.execute(text("DELETE FROM signoffs WHERE signer = 'rosa'"))
         problems = verify(connection)
-    assert len(problems) == 1
-    assert "1 row(s) deleted from the end" in problems[0].problem
+    assert [p.problem for p in problems] == \
+        ["1 row(s) deleted from the end (chain head records 3, found 2)"]
+
+
+@pytest.mark.parametrize("name", ["agent:coder", "coder-bot", "Claude", "copilot", "REVIEWER"])
+def test_agent_like_names_cannot_sign(any_store, name):
+    with pytest.raises(SignOffRejected, match="names an agent"):
+        sign(any_store, "g3", "reviewer", name)
+
+
+def test_control_characters_in_name_rejected(any_store):
+    with pytest.raises(UsageError, match="control characters"):
+        sign(any_store, "g3", "reviewer", "rita\nAPPROVED")
+
+
+def test_one_person_cannot_take_two_roles(any_store):
+    sign(any_store, "g3", "reviewer", "alice")
+    with pytest.raises(SignOffRejected, match="already approved G3 1.0.0 as reviewer"):
+        sign(any_store, "g3", "tester", "alice")
+
+
+def test_role_must_belong_to_gate(any_store):
+    with pytest.raises(UsageError, match="role 'devops' does not sign G3"):
+        sign(any_store, "g3", "devops", "dana")
+
+
+def test_g3_takes_no_evidence(any_store, tmp_path):
+    with pytest.raises(UsageError, match="G3 takes no evidence records"):
+        approvals.record_evidence(any_store, project="demo", gate="g3", version="1.0.0",
+                                  item="staging_smoke", recorded_by="dana", note="x",
+                                  file=None, files_dir=tmp_path, agent_ids=AGENTS)

@@ -48,6 +48,12 @@ def test_database_url_from_env(tmp_path, monkeypatch):
     ('[[waivers]]\nitem = "sbom"\nreason = "r"\nowner = "o"\nexpires = "soon"\n',
      "write a TOML date"),
     ('[checks.licenses.allow]\nfoo = ""\n', "package 'foo' has no reason"),
+    ('[[waivers]]\nitem = "lnit"\nreason = "r"\nowner = "o"\nexpires = 2099-01-01\n',
+     "waiver item 'lnit' is invalid"),
+    ('[[waivers]]\nitem = "g3_confirmed"\nreason = "r"\nowner = "o"\nexpires = 2099-01-01\n',
+     "g3_confirmed cannot be waived"),
+    ('[[waivers]]\nitem = "lint"\nreason = "r"\nowner = "coder"\nexpires = 2099-01-01\n',
+     "owned by 'coder', an agent"),
 ])
 def test_invalid_config_named(tmp_path, text, message):
     write_config(tmp_path, text)
@@ -59,3 +65,15 @@ def test_invalid_config_named(tmp_path, text, message):
 def test_missing_project_folder(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope")
+
+
+def test_non_utf8_config_is_config_error(tmp_path):
+    (tmp_path / ".tinysdlc").mkdir()
+    (tmp_path / ".tinysdlc" / "config.toml").write_bytes(b"[project]\nname = \"\xff\"\n")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_config(tmp_path)
+
+
+def test_name_from_pyproject(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "calc"\nversion = "1"\n')
+    assert load_config(tmp_path).name == "calc"

@@ -128,3 +128,14 @@ def test_html_is_self_contained(tmp_path):
     assert "<link" not in page.lower()
     assert "@import" not in page
     assert re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page) is None
+
+
+@pytest.mark.kernel
+def test_no_kernel_files_left_in_current_folder(tmp_path, monkeypatch):
+    path = write_notebook(tmp_path / "nb.ipynb", "print(value)")
+    here = tmp_path / "current"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    execution = run_notebook(path, {}, cwd=tmp_path, cell_timeout_s=60)
+    assert execution.completed
+    assert list(here.iterdir()) == []

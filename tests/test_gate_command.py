@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -180,3 +181,57 @@ def test_kernel_killed_mid_run_is_incomplete(tmp_path):
     assert "Verdict: INCOMPLETE (exit 4)" in stdout
     assert (out / "g4-1.2.0.html").is_file()
     assert "<testsuite" in (out / "junit.xml").read_text()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--version", "1.0/../../x"], "version '1.0/../../x' is invalid"),
+    (["--cell-timeout", "0"], "--cell-timeout 0 is invalid"),
+    (["--junit", "missing.xml", "--coverage", "missing.xml"], "not found"),
+])
+def test_bad_gate_input_exits_2(tmp_path, args, message):
+    project = make_project(tmp_path)
+    result = cli("gate", "g3", "--project", str(project), *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not (project / ".tinysdlc" / "reports").exists()
+
+
+def test_junit_without_coverage_exits_2(tmp_path):
+    project = make_project(tmp_path)
+    junit = tmp_path / "junit.xml"
+    junit.write_text("<testsuite tests='0'/>")
+    result = cli("gate", "g3", "--project", str(project), "--junit", str(junit))
+    assert result.returncode == 2
+    assert "--junit needs --coverage" in result.stderr
+
+
+def test_output_is_a_file_exits_2(tmp_path):
+    project = make_project(tmp_path)
+    existing = tmp_path / "report.xml"
+    existing.write_text("x")
+    result = cli("gate", "g3", "--project", str(project), "--output", str(existing))
+    assert result.returncode == 2
+    assert "is a file" in result.stderr
+
+
+def test_audit_without_store_exits_2(tmp_path):
+    result = cli("audit", "verify", "--project", str(tmp_path))
+    assert result.returncode == 2
+    assert "no store at" in result.stderr
+    assert not (tmp_path / ".tinysdlc").exists()
+
+
+def test_edited_signoff_fails_the_gate(tmp_path):
+    project = make_project(tmp_path)
+    for role, person in (("reviewer", "rita"), ("tester", "tom")):
+        assert cli("approve", "g3", "--role", role, "--by", person, "--project",
+                   str(project)).returncode == 0
+    database = sqlite3.connect(project / ".tinysdlc" / "state.db")
+    database.executescript("DROP TRIGGER signoffs_no_update; "
+                           "UPDATE signoffs SET signer = 'mallory' WHERE signer = 'rita';")
+    database.close()
+
+    out = tmp_path / "out"
+    result = cli("gate", "g3", "--project", str(project), "--output", str(out))
+    assert result.returncode == 1, result.stderr
+    assert statuses(read_summary(out))["records_intact"] == "FAIL"

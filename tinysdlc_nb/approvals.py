@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,11 @@ log = logging.getLogger(__name__)
 GATES = ("g3", "g4")
 ROLES = ("reviewer", "tester", "devops", "ceo", "cpo", "cto")
 SE4H_ROLES = frozenset({"ceo", "cpo", "cto"})
+GATE_ROLES = {"g3": ("reviewer", "tester", "ceo", "cpo", "cto"),
+              "g4": ("devops", "ceo", "cpo", "cto")}
+# Words that mark a name as a machine's rather than a person's, whatever agent ids a team has.
+MACHINE_WORDS = frozenset({"agent", "bot", "claude", "copilot", "chatgpt", "gpt", "llm"})
+_NAME_WORD = re.compile(r"[a-z0-9]+")
 EVIDENCE_ITEMS = {
     "staging_smoke": "Staging deployment successful with smoke tests passing",
     "rollback_tested": "Rollback procedure tested within the target time",
@@ -132,9 +138,13 @@ def record_signoff(store: Store, *, project: str, gate: str, version: str, role:
     role = role.strip().lower()
     if role not in ROLES:
         raise UsageError(f"role '{role}' is invalid; expected one of {', '.join(ROLES)}")
+    if role not in GATE_ROLES[gate]:
+        raise UsageError(f"role '{role}' does not sign {gate.upper()}; {gate.upper()} is "
+                         f"signed by {', '.join(GATE_ROLES[gate])}")
     signer = _check_person(signer, agent_ids)
     if not version.strip():
         raise UsageError("version is empty; pass --version with the release being signed")
+    _check_one_role_per_person(store, project, gate, version, role, signer)
 
     if gate == "g4" and approve:
         g3 = signoff_status(store, project, "g3", version, tier)
@@ -159,6 +169,9 @@ def record_evidence(store: Store, *, project: str, gate: str, version: str, item
                     agent_ids: set[str] | None = None, source: str = "cli") -> dict:
     """Append one evidence record; a file is copied under ``files_dir`` by its SHA-256."""
     gate = _check_gate(gate)
+    if gate != "g4":
+        raise UsageError(f"{gate.upper()} takes no evidence records: its checklist is the "
+                         f"checks and sign-offs; evidence items belong to G4 (--gate g4)")
     if item not in EVIDENCE_ITEMS:
         raise UsageError(f"evidence item '{item}' is invalid; expected one of "
                          f"{', '.join(EVIDENCE_ITEMS)}")
@@ -210,10 +223,36 @@ def _check_person(name: str, agent_ids: set[str], allow_agents: bool = False) ->
     name = name.strip()
     if not name:
         raise UsageError("signer name is empty; pass --by with a person's name")
-    if not allow_agents and name.lower() in agent_ids:
-        raise SignOffRejected(f"'{name}' is a configured agent id and agents never sign off; "
+    if any(not character.isprintable() for character in name):
+        raise UsageError(f"signer name {name!r} contains control characters; pass a plain "
+                         f"name with --by")
+    if not allow_agents and is_agent_name(name, agent_ids):
+        raise SignOffRejected(f"'{name}' names an agent (configured agent ids: "
+                              f"{', '.join(sorted(agent_ids))}) and agents never sign off; "
                               f"a human must sign with --by THEIR_NAME")
     return name
+
+
+def is_agent_name(name: str, agent_ids: set[str]) -> bool:
+    """Return True when ``name`` or one of its words is an agent id (``agent:coder``).
+
+    Words such as ``bot`` and ``claude`` count too, since no person signs under them.
+    """
+    lowered = name.lower()
+    words = set(_NAME_WORD.findall(lowered))
+    return lowered in agent_ids or bool(words & (agent_ids | MACHINE_WORDS))
+
+
+def _check_one_role_per_person(store: Store, project: str, gate: str, version: str, role: str,
+                               signer: str) -> None:
+    """Reject a second role for a person who already approved this release in another one."""
+    for (other_signer, other_role), row in _latest_decisions(store, project, gate,
+                                                             version).items():
+        if other_signer.lower() == signer.lower() and other_role != role \
+                and row["decision"] == "approve":
+            raise SignOffRejected(f"{signer} already approved {gate.upper()} {version} as "
+                                  f"{other_role}; one person fills one sign-off, so another "
+                                  f"person must sign as {role}")
 
 
 def _keep_file(file: Path, files_dir: Path) -> tuple[str, str]:

@@ -15,7 +15,7 @@ from . import __version__, approvals
 from .config import load_config
 from .errors import TinySDLCError
 from .gates.policy import USAGE_EXIT_CODE
-from .project import detect_version
+from .project import resolve_version
 from .scrub import scrub
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=_cmd_check)
 
     evidence = commands.add_parser("evidence", help="record evidence for a gate item")
+    evidence.set_defaults(handler=_help_of(evidence))
     evidence_commands = evidence.add_subparsers(metavar="ACTION", parser_class=_Parser)
     add = evidence_commands.add_parser("add", help="append one evidence record")
     add.add_argument("--gate", default="g4", help="gate the evidence is for (default: g4)")
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     approve.set_defaults(handler=_cmd_approve)
 
     audit = commands.add_parser("audit", help="verify the append-only records")
+    audit.set_defaults(handler=_help_of(audit))
     audit_commands = audit.add_subparsers(metavar="ACTION", parser_class=_Parser)
     verify = audit_commands.add_parser("verify", help="report edited or deleted records")
     verify.add_argument("--project", default=".", help="project folder (default: .)")
@@ -117,16 +119,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _help_of(parser: argparse.ArgumentParser):
+    """Return a handler that prints ``parser``'s help, for a command given without its action."""
+
+    def show_help(_args: argparse.Namespace) -> int:
+        parser.print_help(sys.stderr)
+        return USAGE_EXIT_CODE
+
+    return show_help
+
+
 def _cmd_gate(args: argparse.Namespace) -> int:
     from .gatecmd import progress_wanted, run_gate_command
 
-    if not args.json:
-        print(f"Running {args.gate.upper()} on {Path(args.project).resolve()} ...",
-              file=sys.stderr)
+    def announce(config, version: str) -> None:
+        if not args.json:
+            print(f"Running {args.gate.upper()} on {config.name} {version} "
+                  f"({config.project_dir.resolve()}) ...", file=sys.stderr)
+
     outcome = run_gate_command(args.gate, args.project, version=args.release, tier=args.tier,
                                environment=args.environment, output=args.output,
                                junit_file=args.junit, coverage_file=args.coverage,
-                               cell_timeout_s=args.cell_timeout, progress=progress_wanted())
+                               cell_timeout_s=args.cell_timeout, progress=progress_wanted(),
+                               on_start=announce)
     if args.json:
         print(json.dumps({**outcome.summary, "files": outcome.files}, indent=2))
     else:
@@ -174,7 +189,7 @@ def _cmd_evidence_add(args: argparse.Namespace) -> int:
     from .store import open_store
 
     config = load_config(Path(args.project))
-    version = args.release or detect_version(config.project_dir)
+    version = resolve_version(config.project_dir, args.release)
     store = open_store(config.database_url)
     try:
         row = approvals.record_evidence(store, project=config.name, gate=args.gate,
@@ -197,7 +212,7 @@ def _cmd_approve(args: argparse.Namespace) -> int:
     if args.tier and args.tier not in {t.value for t in Tier}:
         raise TinySDLCError(f"tier '{args.tier}' is invalid; expected one of "
                             f"{', '.join(t.value for t in Tier)}")
-    version = args.release or detect_version(config.project_dir)
+    version = resolve_version(config.project_dir, args.release)
     store = open_store(config.database_url)
     try:
         row = approvals.record_signoff(store, project=config.name, gate=args.gate,
@@ -218,6 +233,11 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     from .store.chain import verify
 
     config = load_config(Path(args.project))
+    if config.database_url.startswith("sqlite:///"):
+        database = Path(config.database_url[len("sqlite:///"):])
+        if not database.is_file():
+            raise TinySDLCError(f"no store at {database}: nothing has been recorded for this "
+                                f"project; check --project or TINYSDLC_NB_HOME")
     store = open_store(config.database_url)
     try:
         with store.begin() as connection:

@@ -77,7 +77,10 @@ class Config:
 
     @property
     def name(self) -> str:
-        return self.project["name"] or self.project_dir.resolve().name
+        from .project import project_name
+
+        return (self.project["name"] or project_name(self.project_dir)
+                or self.project_dir.resolve().name)
 
     @property
     def tier(self) -> Tier:
@@ -101,8 +104,9 @@ def load_config(project_dir: Path | str) -> Config:
     """Read and validate the project's config.toml; a missing file means all defaults."""
     project_dir = Path(project_dir)
     if not project_dir.is_dir():
-        raise ConfigError(f"project folder '{project_dir}' does not exist; pass an existing "
-                          f"folder with --project")
+        problem = "is not a folder" if project_dir.exists() else "does not exist"
+        raise ConfigError(f"project folder '{project_dir}' {problem}; pass the project's "
+                          f"folder")
 
     home = home_dir(project_dir)
     path = home / CONFIG_NAME
@@ -116,7 +120,7 @@ def load_config(project_dir: Path | str) -> Config:
             raise ConfigError(f"{where}: unknown section '{key}'; known sections: "
                               f"{', '.join(sorted(known))}")
 
-    return Config(
+    config = Config(
         project_dir=project_dir,
         home=home,
         project=PROJECT_SECTION.resolve(raw.get("project"), where),
@@ -125,6 +129,8 @@ def load_config(project_dir: Path | str) -> Config:
         waivers=[_parse_waiver(entry, where) for entry in raw.get("waivers", [])],
         source=path if path.is_file() else None,
     )
+    _check_waivers(config, where)
+    return config
 
 
 def _resolve_checks(raw: dict[str, Any], where: str) -> dict[str, dict[str, Any]]:
@@ -144,6 +150,26 @@ def _resolve_checks(raw: dict[str, Any], where: str) -> dict[str, dict[str, Any]
             except ConfigError as error:
                 raise ConfigError(f"{where}: {error}") from error
     return resolved
+
+
+def _check_waivers(config: Config, where: str) -> None:
+    """Reject waivers that name no waivable item or are owned by an agent.
+
+    Sign-offs and "G3 confirmed" are people's decisions, so no config line can stand in
+    for them; checks and evidence items can be waived.
+    """
+    from .approvals import EVIDENCE_ITEMS, is_agent_name
+    from .gates.checks import CHECKS
+
+    waivable = [*CHECKS, *EVIDENCE_ITEMS]
+    for waiver in config.waivers:
+        if waiver.item not in waivable:
+            raise ConfigError(f"{where}: waiver item '{waiver.item}' is invalid; sign-offs and "
+                              f"g3_confirmed cannot be waived; waivable items: "
+                              f"{', '.join(waivable)}")
+        if is_agent_name(waiver.owner, config.agent_ids()):
+            raise ConfigError(f"{where}: waiver for '{waiver.item}' is owned by "
+                              f"'{waiver.owner}', an agent; a waiver's owner must be a person")
 
 
 def _parse_waiver(entry: Any, where: str) -> Waiver:
@@ -167,7 +193,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
-    except tomllib.TOMLDecodeError as error:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: invalid TOML ({error}); fix the file or remove it to use "
                           f"the defaults") from error
 

@@ -8,9 +8,13 @@ copy itself.
 from __future__ import annotations
 
 import ast
+import atexit
 import copy
+import functools
 import logging
+import shutil
 import sys
+import tempfile
 import threading
 import uuid
 from dataclasses import dataclass
@@ -165,9 +169,22 @@ class SameEnvKernelManager(AsyncKernelManager):
     def _default_transport(self) -> str:
         return "ipc"
 
+    @default("ip")
+    def _default_ip(self) -> str:
+        # jupyter_client would put the IPC sockets in the current folder, the user's project.
+        return str(Path(tempfile.mkdtemp(prefix="tinysdlc-kernel-", dir=_ipc_root())) / "ipc")
+
     @default("kernel_spec_manager")
     def _default_kernel_spec_manager(self) -> KernelSpecManager:
         return SameEnvKernelSpecManager(data_dir=self.data_dir)
+
+
+@functools.cache
+def _ipc_root() -> str:
+    """Return a private folder for this process's kernel sockets, removed at exit."""
+    root = tempfile.mkdtemp(prefix="tinysdlc-ipc-")
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    return root
 
 
 class _MemoryHandler:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from .gates.model import Tier
 from .gates.policy import Verdict
 from .gates.run import default_output_dir, new_run_id
 from .htmlreport import export_html
-from .project import detect_version
+from .project import resolve_version
 from .scrub import scrub
 from .store import open_store, utc_now
 from .store.schema import gate_runs
@@ -57,7 +58,8 @@ def run_gate_command(gate: str, project: str, *, version: str | None = None,
                      tier: str | None = None, environment: str | None = None,
                      output: str | None = None, junit_file: str | None = None,
                      coverage_file: str | None = None, cell_timeout_s: float | None = None,
-                     progress: bool = False) -> GateOutcome:
+                     progress: bool = False,
+                     on_start: Callable[[Config, str], None] | None = None) -> GateOutcome:
     """Run one gate as the CLI does and return its outcome; invalid input raises UsageError."""
     gate = gate.lower()
     if gate not in NOTEBOOKS:
@@ -66,14 +68,17 @@ def run_gate_command(gate: str, project: str, *, version: str | None = None,
     if tier is not None and tier not in {value.value for value in Tier}:
         raise UsageError(f"tier '{tier}' is invalid; expected one of "
                          f"{', '.join(value.value for value in Tier)}")
-    for flag, value in (("--junit", junit_file), ("--coverage", coverage_file)):
-        if value and not Path(value).is_file():
-            raise UsageError(f"{flag} file '{value}' not found; pass an existing file")
+    _check_ingest_files(junit_file, coverage_file)
+    if cell_timeout_s is not None and cell_timeout_s <= 0:
+        raise UsageError(f"--cell-timeout {cell_timeout_s:g} is invalid; pass a number of "
+                         f"seconds above 0")
 
-    version = version or detect_version(config.project_dir)
+    version = resolve_version(config.project_dir, version)
     run_id = new_run_id()
     output_dir = Path(output).resolve() if output else default_output_dir(config, gate, version,
                                                                           run_id)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UsageError(f"--output '{output}' is a file; pass a folder for the reports")
     source = packaged_notebook(NOTEBOOKS[gate])
     parameters = {"project": str(config.project_dir.resolve()), "version": version,
                   "tier": tier or "", "environment": environment or "", "run_id": run_id,
@@ -83,6 +88,8 @@ def run_gate_command(gate: str, project: str, *, version: str | None = None,
     validate_parameters(nbformat.read(source, as_version=4), str(source), parameters)
 
     output_dir.mkdir(parents=True, exist_ok=True)
+    if on_start is not None:
+        on_start(config, version)
     notebook_path = output_dir / f"{gate}-{version}.ipynb"
     execution = run_notebook(source, parameters, cwd=config.project_dir.resolve(),
                              cell_timeout_s=cell_timeout_s or config.gate["cell_timeout_s"],
@@ -145,6 +152,27 @@ def _mark_run_incomplete(config, gate, version, result, run_id, output_dir) -> N
                     started_at=utc_now(), output_dir=str(output_dir), **values))
     finally:
         store.close()
+
+
+def _check_ingest_files(junit_file: str | None, coverage_file: str | None) -> None:
+    """Reject --junit/--coverage files that are missing, folders, or given one without the other.
+
+    The tests item needs both the results and the coverage to judge a release, so ingesting
+    only one of them would end in an ERROR after the whole gate ran.
+    """
+    for flag, value in (("--junit", junit_file), ("--coverage", coverage_file)):
+        if not value:
+            continue
+        path = Path(value)
+        if path.is_dir():
+            raise UsageError(f"{flag} '{value}' is a folder; pass the report file itself")
+        if not path.is_file():
+            raise UsageError(f"{flag} file '{value}' not found; pass an existing file")
+    if bool(junit_file) != bool(coverage_file):
+        given, missing = ("--junit", "--coverage") if junit_file else ("--coverage", "--junit")
+        raise UsageError(f"{given} needs {missing} too: the tests item judges the results "
+                         f"and the coverage together; pass both files, or neither to run the "
+                         f"tests")
 
 
 def progress_wanted() -> bool:

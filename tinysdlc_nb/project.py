@@ -8,8 +8,52 @@ import re
 import tomllib
 from pathlib import Path
 
+from .errors import UsageError
+
 UNVERSIONED = "unversioned"
+# Versions name report folders and key records, so they stay one plain path segment.
+_VERSION_SHAPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+!-]{0,99}")
 _VERSION_ASSIGN = re.compile(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", re.MULTILINE)
+
+
+def resolve_version(project: Path, given: str | None) -> str:
+    """Return ``given`` or the detected version, checked to be one safe path segment.
+
+    Raises UsageError for a version with a slash, whitespace or other characters that
+    would leave the reports folder or split a command line, and when none is found.
+    """
+    version = given if given is not None else detect_version(project)
+    if given is None and version == UNVERSIONED:
+        raise UsageError(f"no version found in {project} (pyproject.toml, setup.cfg, PKG-INFO "
+                         f"or __version__); pass --version with the release being gated")
+    if not _VERSION_SHAPE.fullmatch(version):
+        raise UsageError(f"version {version!r} is invalid; use letters, digits and . _ + ! - "
+                         f"only, starting with a letter or digit (for example 1.4.0 or "
+                         f"1.4.0rc1)")
+    return version
+
+
+def project_name(project: Path) -> str | None:
+    """Return the distribution name declared in pyproject.toml or setup.cfg, if any."""
+    path = project / "pyproject.toml"
+    if path.is_file():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            data = {}
+        name = data.get("project", {}).get("name") or \
+            data.get("tool", {}).get("poetry", {}).get("name")
+        if name:
+            return str(name)
+    path = project / "setup.cfg"
+    if path.is_file():
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read(path, encoding="utf-8")
+        except (configparser.Error, UnicodeDecodeError):
+            return None
+        return parser.get("metadata", "name", fallback="") or None
+    return None
 
 
 def detect_version(project: Path) -> str:

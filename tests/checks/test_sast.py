@@ -170,3 +170,12 @@ def test_sast_without_production_code_skipped(tmp_path):
     result = sast.run(_context(project))
 
     assert result.status is Status.SKIPPED
+
+
+def test_hardcoded_password_not_repeated(tmp_path):
+    secret_value = "hunter2-" + "very-secret-Passw0rd!"
+    project = _project(tmp_path, {"app/settings.py": f'DB_PASSWORD = "{secret_value}"\n'})
+    result = sast.run(_context(project, Tier.ENTERPRISE))
+    assert [finding.rule for finding in result.findings] == ["B105"]
+    assert secret_value not in result.findings[0].message
+    assert secret_value not in result.report.decode()

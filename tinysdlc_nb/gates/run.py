@@ -18,8 +18,10 @@ from sqlalchemy import delete, insert, update
 
 from .. import approvals
 from ..config import Config, load_config
+from ..project import resolve_version
 from ..scrub import scrub
 from ..store import Store, open_store, utc_now
+from ..store.chain import verify as verify_chains
 from ..store.schema import findings as findings_table
 from ..store.schema import gate_items, gate_runs
 from . import junit, sarif, summary
@@ -81,6 +83,7 @@ class GateRun:
     def refresh(self) -> Verdict:
         """Re-read evidence and sign-offs from the store, decide again and rewrite reports."""
         self.items = [item for item in self.items if item.kind == "check"]
+        self.items += _records_item(self)
         self.items += _evidence_items(self)
         self.items += _signoff_items(self)
         self.verdict = decide(self.items)
@@ -97,6 +100,7 @@ def run_gate(gate: str, project: str | Path, *, version: str, tier: str | None =
              checks: list[str] | None = None) -> GateRun:
     """Run ``gate`` on ``project`` and return the finished run with its verdict."""
     config = load_config(Path(project))
+    version = resolve_version(config.project_dir, version)
     run = _start(gate, config, version, tier, environment, run_id, output_dir)
 
     names = checks or config.gate["checks"] or list(gate_checks(gate))
@@ -170,6 +174,22 @@ def _apply_waiver(run: GateRun, item: Item) -> None:
         item.summary += f" (waiver by {waiver.owner} expired on {waiver.expires})"
 
 
+def _records_item(run: GateRun) -> list[Item]:
+    """Return a failing item when the sign-off or evidence chain does not verify.
+
+    A gate must not count a sign-off that was edited behind the database's back, so the
+    whole gate fails until ``tinysdlc-nb audit verify`` is clean again.
+    """
+    with run.store.begin() as connection:
+        problems = verify_chains(connection)
+    if not problems:
+        return []
+    listed = "; ".join(str(problem) for problem in problems[:5])
+    return [Item("records_intact", "evidence", "Sign-off and evidence records verify",
+                 Status.FAIL, f"{len(problems)} problem(s) in the append-only records: "
+                 f"{listed}; run tinysdlc-nb audit verify")]
+
+
 def _evidence_items(run: GateRun) -> list[Item]:
     if run.gate != "g4":
         return []
@@ -213,9 +233,10 @@ def _signoff_items(run: GateRun) -> list[Item]:
         elif entry.state == "rejected":
             status, text = Status.FAIL, f"rejected by {entry.signer}: {entry.comment}"
         else:
-            roles = "|".join(sorted(entry.requirement.roles))
+            roles = sorted(entry.requirement.roles)
+            others = f" (or {', '.join(roles[1:])})" if len(roles) > 1 else ""
             status, text = None, (f"waiting; sign with: tinysdlc-nb approve {run.gate} --role "
-                                  f"{roles} --by NAME --version {run.version}")
+                                  f"{roles[0]} --by NAME --version {run.version}{others}")
         items.append(Item(f"signoff:{entry.requirement.name}", "signoff",
                           entry.requirement.label, status, text))
     return items
@@ -266,7 +287,4 @@ def _record_verdict(run: GateRun) -> None:
 
 def open_run_for_notebook(gate: str, project: str, version: str | None, **options) -> GateRun:
     """Run a gate from a notebook's parameters, filling in the version when it is empty."""
-    from ..project import detect_version
-
-    version = version or detect_version(Path(project))
     return run_gate(gate, project, version=version, **options)

@@ -84,8 +84,9 @@ def _verify_table(connection: Connection, table: Table, head) -> list[ChainProbl
     recorded_length = head.length if head is not None else 0
     recorded_head = head.head_hash if head is not None else GENESIS
     if count < recorded_length:
+        where = "" if expected_prev == recorded_head else " from the end"
         problems.append(ChainProblem(table.name, None, f"{recorded_length - count} row(s) "
-                                     f"deleted from the end (chain head records "
+                                     f"deleted{where} (chain head records "
                                      f"{recorded_length}, found {count})"))
     elif count > recorded_length or expected_prev != recorded_head:
         problems.append(ChainProblem(table.name, None, "the newest row does not match the "

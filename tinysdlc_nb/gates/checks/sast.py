@@ -13,6 +13,7 @@ ERROR, because that file was not scanned at all.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -71,6 +72,10 @@ _INTERNAL_ERROR = "Bandit internal error running"
 
 _NOSEC_COMMENT = re.compile(r"#\s*nosec\b.*$")
 
+# bandit's hardcoded-password tests (string, function argument, default argument).
+_PASSWORD_TESTS = frozenset({"B105", "B106", "B107"})
+_QUOTED_VALUE = re.compile(r":\s*'.*'\s*$", re.DOTALL)
+
 
 def run(ctx: CheckContext) -> CheckResult:
     """Run bandit over the production code and judge its results against the tier."""
@@ -87,6 +92,8 @@ def run(ctx: CheckContext) -> CheckResult:
     report, problem = _parse_report(full_run)
     if problem:
         return _result(Status.ERROR, problem, full_run)
+    _withhold_passwords(report)
+    full_run = dataclasses.replace(full_run, stdout=json.dumps(report, indent=1).encode())
 
     silenced, problem = _silenced_by_nosec(ctx, report["results"])
     if problem:
@@ -104,6 +111,20 @@ def run(ctx: CheckContext) -> CheckResult:
         return _result(Status.ERROR, summary, full_run, unparsed + findings)
 
     return _judge(ctx, findings, full_run)
+
+
+def _withhold_passwords(report: dict) -> None:
+    """Remove the suspected password from bandit's text and code of its password tests.
+
+    bandit quotes the hardcoded string in ``issue_text`` and the source lines in ``code``,
+    and a report must never carry the secret it warns about.
+    """
+    for issue in report["results"]:
+        if issue.get("test_id") not in _PASSWORD_TESTS:
+            continue
+        text = str(issue.get("issue_text", ""))
+        issue["issue_text"] = _QUOTED_VALUE.sub(": [value withheld]", text)
+        issue["code"] = "[source withheld: it contains the suspected password]"
 
 
 def _bandit_argv(files: list[str], *, ignore_nosec: bool) -> list[str]:
