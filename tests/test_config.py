@@ -77,3 +77,10 @@ def test_non_utf8_config_is_config_error(tmp_path):
 def test_name_from_pyproject(tmp_path):
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "calc"\nversion = "1"\n')
     assert load_config(tmp_path).name == "calc"
+
+
+@pytest.mark.parametrize("command", ['""', "\"python -m 'pytest\""])
+def test_bad_test_command_is_config_error(tmp_path, command):
+    write_config(tmp_path, f"[checks.tests]\ncommand = {command}\n")
+    with pytest.raises(ConfigError, match=r"\[checks.tests\] command"):
+        load_config(tmp_path)

@@ -139,3 +139,21 @@ def test_no_kernel_files_left_in_current_folder(tmp_path, monkeypatch):
     execution = run_notebook(path, {}, cwd=tmp_path, cell_timeout_s=60)
     assert execution.completed
     assert list(here.iterdir()) == []
+
+
+@pytest.mark.kernel
+def test_report_hides_tagged_cells_and_stderr(tmp_path):
+    path = write_notebook(tmp_path / "nb.ipynb",
+                          "import sys\nprint('log line on stderr', file=sys.stderr)\n"
+                          "print('shown on stdout')")
+    notebook = nbformat.read(path, as_version=4)
+    intro = nbformat.v4.new_markdown_cell("Instructions for JupyterLab users")
+    intro.metadata["tags"] = ["report-hide"]
+    notebook.cells.insert(0, intro)
+    nbformat.write(notebook, path)
+
+    execution = run_notebook(path, {}, cwd=tmp_path, cell_timeout_s=60)
+    page = export_html(execution.notebook, tmp_path / "report.html", "demo").read_text()
+    assert "shown on stdout" in page
+    assert "log line on stderr" not in page
+    assert "Instructions for JupyterLab users" not in page

@@ -13,9 +13,12 @@ from pathlib import Path
 
 import nbformat
 from nbconvert import HTMLExporter
+from nbconvert.preprocessors import TagRemovePreprocessor
 
 from .scrub import scrub
 
+# Cells with this tag (the notebook's instructions for JupyterLab users) stay out of reports.
+HIDE_TAG = "report-hide"
 _WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 _SCRIPT = re.compile(r"<script\b.*?</script>", re.IGNORECASE | re.DOTALL)
 
@@ -38,15 +41,25 @@ def export_html(notebook: nbformat.NotebookNode, path: Path, title: str) -> Path
 def _render_body(notebook: nbformat.NotebookNode) -> str:
     exporter = HTMLExporter(template_name="basic", exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True, exclude_anchor_links=True)
+    hide = TagRemovePreprocessor(remove_cell_tags=(HIDE_TAG,), enabled=True)
+    exporter.register_preprocessor(hide, enabled=True)
     body, _resources = exporter.from_notebook_node(notebook)
     return _SCRIPT.sub("", body)
 
 
 def _without_widgets(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Drop widget views, which render as nothing without a live kernel, and widget state."""
+    """Drop widget views and widget state, which render as nothing without a live kernel.
+
+    Log lines the kernel wrote to stderr are dropped as well: they stay in the executed
+    notebook, and the report says the same facts in its checklist.
+    """
     copy = nbformat.from_dict(notebook)
     copy.metadata.pop("widgets", None)
     for cell in copy.cells:
-        cell.outputs = [output for output in cell.get("outputs", [])
-                        if _WIDGET_MIME not in output.get("data", {})]
+        if "outputs" not in cell:
+            continue
+        cell.outputs = [output for output in cell.outputs
+                        if _WIDGET_MIME not in output.get("data", {})
+                        and not (output.get("output_type") == "stream"
+                                 and output.get("name") == "stderr")]
     return copy

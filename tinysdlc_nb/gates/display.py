@@ -19,7 +19,12 @@ def header(run: GateRun) -> str:
     title = f"{GATE_TITLES[run.gate]}: {run.project} {run.version}"
     meta = (f"tier {run.tier} · environment {run.environment} · run {run.run_id} · "
             f"started {run.started_at:%Y-%m-%d %H:%M:%S} UTC")
-    return f"<h1>{escaped(title)}</h1><p class=\"meta\">{escaped(meta)}</p>"
+    verdict_line = ""
+    if run.verdict is not None:
+        verdict_line = (f"<div class=\"verdict verdict-{escaped(run.verdict)}\">"
+                        f"{escaped(run.verdict)} <span class=\"meta\">(exit "
+                        f"{run.verdict.exit_code})</span></div>")
+    return f"<h1>{escaped(title)}</h1><p class=\"meta\">{escaped(meta)}</p>{verdict_line}"
 
 
 def checklist(run: GateRun) -> str:
@@ -37,7 +42,11 @@ def findings(run: GateRun) -> str:
         suppressed = len(result.findings) - len(result.active_findings)
         tool = f"{result.tool} {result.tool_version}".strip()
         parts.append(f"<h3>{escaped(name)} ({escaped(tool)})</h3>")
-        parts.append(f"<p>{_status(str(result.status))} {escaped(result.summary)} "
+        item_status = next((str(item.status) for item in run.items if item.item == name),
+                           str(result.status))
+        shown = item_status if item_status == str(result.status) else \
+            f"{item_status} (tool: {result.status})"
+        parts.append(f"<p>{_status(item_status, shown)} {escaped(result.summary)} "
                      f"<span class=\"meta\">{counted} counted, {notes} notes, "
                      f"{suppressed} suppressed"
                      f"{', report sha256 ' + result.report_sha256[:12] if result.report else ''}"
@@ -54,6 +63,19 @@ def findings(run: GateRun) -> str:
             parts.append(f"<p class=\"meta\">{len(result.findings) - FINDINGS_SHOWN} more in "
                          f"results.sarif and raw/{escaped(result.report_name)}</p>")
     return "".join(parts)
+
+
+def evidence(run: GateRun) -> str:
+    """Return the evidence records of the release, with who, when and the file's SHA-256."""
+    rows = [(escaped(name), escaped(record["recorded_by"]),
+             escaped(f"{record['recorded_at']:%Y-%m-%d %H:%M} UTC"), escaped(record["note"]),
+             escaped(record["file_name"] or ""), f"<code>{escaped(record['file_sha256'] or '')}"
+             f"</code>")
+            for name, record in sorted(run.evidence.items())]
+    if not rows:
+        return "<h2>Evidence</h2><p class=\"meta\">No evidence recorded for this release.</p>"
+    return "<h2>Evidence</h2>" + table(("Item", "Recorded by", "When", "Note", "File",
+                                        "SHA-256"), rows)
 
 
 def signoffs(run: GateRun) -> str:

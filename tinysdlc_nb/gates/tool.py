@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,9 @@ from pathlib import Path
 from ..errors import CheckTimeout, ToolMissing
 
 log = logging.getLogger(__name__)
+
+# Terminal colour and cursor codes, which tools print even into pipes now and then.
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ def require_distribution(check: str, distribution: str) -> None:
 def output_tail(output: bytes | str, limit: int = 600) -> str:
     """Return the end of a tool's output on one line, for an ERROR summary."""
     text = output.decode("utf-8", errors="replace") if isinstance(output, bytes) else output
+    text = _ANSI_ESCAPE.sub("", text)
     return " ".join(text.strip()[-limit:].split()) or "no error output"
 
 

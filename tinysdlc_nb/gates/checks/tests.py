@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...errors import ConfigError
 from ...settings import Setting
 from ..model import CheckContext, CheckResult, Finding, Status, Tier
 from ..tool import ToolRun, distribution_version, run_tool
@@ -95,6 +96,18 @@ def run(ctx: CheckContext) -> CheckResult:
     tool_run = run_tool(NAME, argv, cwd=ctx.project, timeout_s=ctx.timeout_s,
                         env=_environment(ctx))
     return _judge(ctx, reports, tool_run, pytest=_runs_pytest(argv))
+
+
+def validate(settings: dict) -> None:
+    """Reject an empty or badly quoted test command when the config is loaded."""
+    try:
+        words = shlex.split(settings["command"])
+    except ValueError as error:
+        raise ConfigError(f"[checks.tests] command {settings['command']!r} cannot be split "
+                          f"into words ({error}); fix its quotes") from error
+    if not words:
+        raise ConfigError("[checks.tests] command is empty; set it, for example to "
+                          "'python -m pytest'")
 
 
 def _command(ctx: CheckContext) -> tuple[list[str], _Reports]:
