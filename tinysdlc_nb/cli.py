@@ -8,6 +8,7 @@ import logging
 import shutil
 import sys
 import tempfile
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except TinySDLCError as error:
         print(f"tinysdlc-nb: {scrub(str(error))}", file=sys.stderr)
+        return USAGE_EXIT_CODE
+    except Exception:  # a crash is a failed run, never a verdict: exit 2, not FAILED's 1
+        print(scrub(traceback.format_exc()), file=sys.stderr)
+        print("tinysdlc-nb: the run failed with an unexpected error (above); nothing was "
+              "decided", file=sys.stderr)
         return USAGE_EXIT_CODE
 
 
