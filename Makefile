@@ -29,7 +29,7 @@ bench: $(STAMP)
 
 ## lab: open JupyterLab on the notebooks, in the same environment
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $$([ "$$(id -u)" -eq 0 ] && echo --allow-root)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -49,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except TinySDLCError as error:
         print(f"tinysdlc-nb: {scrub(str(error))}", file=sys.stderr)
+        return USAGE_EXIT_CODE
+    except BrokenPipeError:
+        # The reader (head, less) went away; say nothing more on a closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return USAGE_EXIT_CODE
     except Exception:  # a crash is a failed run, never a verdict: exit 2, not FAILED's 1
         print(scrub(traceback.format_exc()), file=sys.stderr)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..scrub import scrub_data
+from ..store import as_utc
 
 if TYPE_CHECKING:
     from .run import GateRun
@@ -69,4 +70,4 @@ def read(output_dir: Path) -> dict[str, Any] | None:
 
 
 def _iso(value) -> str | None:
-    return value.isoformat() if value is not None else None
+    return as_utc(value).isoformat() if value is not None else None
