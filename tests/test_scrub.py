@@ -200,3 +200,12 @@ def test_working_directory_not_redacted(monkeypatch, tmp_path):
     monkeypatch.setenv("OLDPWD", str(tmp_path / "previous-folder"))
     text = f"cwd {tmp_path}/project-folder and {tmp_path}/previous-folder"
     assert scrub(text) == text
+
+
+@pytest.mark.parametrize("shortened", ["ghp_p14ldGLJ...OTMYQuIzT8JPx",
+                                       "b'ghp_IEqHim3...jNv0IvDKxHGUb'",
+                                       "AKIAABCD\u2026WXYZ", "xoxb-1234...abcd"])
+def test_shortened_token_redacted(shortened):
+    text = f"AssertionError: assert '{shortened}' == 'expected'"
+    assert "..." not in scrub(text).replace("[REDACTED", "")
+    assert "REDACTED:shortened token" in scrub(text)

@@ -27,11 +27,12 @@ def environment(tmp_path) -> Path:
     return root / "bin" / "python"
 
 
-def _project(tmp_path: Path) -> Path:
+def _project(tmp_path: Path, dependencies: str = '["ledger"]') -> Path:
     project = tmp_path / "project"
     project.mkdir()
     (project / "pyproject.toml").write_text(
-        '[project]\nname = "shop"\nversion = "0.1"\nlicense = "MIT"\n', encoding="utf-8")
+        f'[project]\nname = "shop"\nversion = "0.1"\nlicense = "MIT"\n'
+        f'dependencies = {dependencies}\n', encoding="utf-8")
     return project
 
 
@@ -89,7 +90,8 @@ def test_sbom_empty_environment_fails(tmp_path):
     venv.create(tmp_path / "empty", with_pip=False)
     project = _project(tmp_path)
 
-    result = sbom.run(_context(project, Tier.PROFESSIONAL, tmp_path / "empty" / "bin" / "python"))
+    result = sbom.run(_context(project, Tier.PROFESSIONAL, tmp_path / "empty" / "bin" / "python",
+                               scope="environment"))
 
     assert result.status is Status.FAIL
     assert [finding.rule for finding in result.findings] == ["no-components"]
@@ -115,3 +117,35 @@ def test_sbom_missing_interpreter_is_error(tmp_path):
 
     assert result.status is Status.ERROR
     assert "no-such/bin/python" in result.summary
+
+
+def test_sbom_lists_only_the_closure(tmp_path, environment):
+    site = environment.parent.parent / "lib"
+    extra = next(site.glob("python*/site-packages")) / "unrelated-1.0.dist-info"
+    extra.mkdir()
+    (extra / "METADATA").write_text("Metadata-Version: 2.4\nName: unrelated\nVersion: 1.0\n")
+    project = _project(tmp_path)
+
+    result = sbom.run(_context(project, Tier.PROFESSIONAL, environment))
+
+    names = [component["name"] for component in json.loads(result.report)["components"]]
+    assert names == ["ledger"]
+
+
+def test_sbom_without_dependencies_passes(tmp_path, environment):
+    project = _project(tmp_path, dependencies="[]")
+
+    result = sbom.run(_context(project, Tier.PROFESSIONAL, environment))
+
+    assert result.status is Status.PASS
+    assert "lists only the project itself" in result.summary
+
+
+def test_sbom_missing_dependency_is_error(tmp_path):
+    venv.create(tmp_path / "empty", with_pip=False)
+    project = _project(tmp_path)
+
+    result = sbom.run(_context(project, Tier.PROFESSIONAL, tmp_path / "empty" / "bin" / "python"))
+
+    assert result.status is Status.ERROR
+    assert "not installed" in result.summary

@@ -80,7 +80,8 @@ def run(ctx: CheckContext) -> CheckResult:
     if ctx.settings["scope"] == "environment":
         selection = licenses_deps.whole_environment(environment)
     else:
-        selection = licenses_deps.dependency_closure(ctx, environment)
+        selection = licenses_deps.dependency_closure(ctx, environment,
+                                                     ctx.settings["requirements"])
     if selection.skip_reason:
         return _result(Status.SKIPPED, selection.skip_reason)
     if selection.problem:

@@ -132,10 +132,16 @@ def whole_environment(environment: Environment) -> Selection:
     return Selection(distributions=audited)
 
 
-def dependency_closure(ctx: CheckContext, environment: Environment) -> Selection:
-    """Select the project's declared requirements and everything they require, installed."""
+def dependency_closure(ctx: CheckContext, environment: Environment,
+                       requirement_files: list[str] | None = None) -> Selection:
+    """Select the project's declared requirements and everything they require, installed.
+
+    ``requirement_files`` are read besides pyproject.toml and setup.cfg; the default is
+    ``requirements.txt`` when it exists.
+    """
     selection = Selection()
-    roots = _declared_roots(ctx, environment, selection)
+    files = requirement_files if requirement_files is not None else ["requirements.txt"]
+    roots = _declared_roots(ctx, environment, selection, files)
     if selection.skip_reason or selection.problem:
         return selection
 
@@ -167,8 +173,8 @@ def dependency_closure(ctx: CheckContext, environment: Environment) -> Selection
     return selection
 
 
-def _declared_roots(ctx: CheckContext, environment: Environment,
-                    selection: Selection) -> list[_Root]:
+def _declared_roots(ctx: CheckContext, environment: Environment, selection: Selection,
+                    requirement_files: list[str]) -> list[_Root]:
     roots: list[_Root] = []
     declared, name, dynamic = _read_pyproject(ctx, roots, selection)
     setup_declared, setup_name = _read_setup_cfg(ctx, roots, selection)
@@ -177,7 +183,7 @@ def _declared_roots(ctx: CheckContext, environment: Environment,
     name = name or setup_name
     declared = declared or setup_declared
     files_read = False
-    for relative in ctx.settings["requirements"]:
+    for relative in requirement_files:
         path = ctx.project / relative
         if path.is_file():
             files_read = True

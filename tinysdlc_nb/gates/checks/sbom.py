@@ -1,11 +1,12 @@
-"""The ``sbom`` check: a CycloneDX SBOM of the environment the project runs in.
+"""The ``sbom`` check: a CycloneDX SBOM of what the project ships with.
 
-``cyclonedx-py environment`` describes the distributions installed for the interpreter of
-the ``python`` setting, with their exact versions and dependency graph, read from local
-metadata. The ``requirements`` mode was not chosen: it records only what a requirements
-file pins, and for a file that does not pin every package it queries the package index,
-so its output depends on the network. With a PEP 621 ``pyproject.toml`` the project is
-recorded as the SBOM's root component.
+With the default ``scope = "dependencies"`` the project's dependency closure (the set the
+licenses and dependencies checks read) is pinned at its installed versions and
+``cyclonedx-py requirements`` describes that file; every line is pinned, so the tool needs
+no package index. ``scope = "environment"`` runs ``cyclonedx-py environment`` over every
+distribution installed for the interpreter of the ``python`` setting, with the dependency
+graph read from local metadata. With a PEP 621 ``pyproject.toml`` the project is recorded
+as the SBOM's root component.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..tool import (
     require_distribution,
     run_tool,
 )
+from . import licenses_deps
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,10 @@ SETTINGS = (
             "interpreter of the environment the SBOM describes, absolute or relative to the "
             "project (such as .venv/bin/python); empty means the interpreter running "
             "tinysdlc-nb"),
+    Setting("scope", str, "dependencies",
+            "what the SBOM lists: 'dependencies' (the project's declared dependencies and what "
+            "they require, as installed) or 'environment' (everything installed for the "
+            "interpreter)", choices=("dependencies", "environment")),
     Setting("spec_version", str, "1.6", "CycloneDX specification version of the SBOM",
             choices=("1.4", "1.5", "1.6", "1.7")),
 )
@@ -62,7 +68,15 @@ def run(ctx: CheckContext) -> CheckResult:
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
     output = ctx.work_dir / REPORT_NAME
     output.unlink(missing_ok=True)
-    tool_run = run_tool(NAME, _argv(ctx, python, output), cwd=ctx.work_dir,
+
+    source = ["environment", str(python)]
+    if ctx.settings["scope"] == "dependencies":
+        pins, problem = _closure_pins(ctx, python)
+        if problem:
+            return _result(Status.ERROR, problem)
+        source = ["requirements", str(pins)]
+
+    tool_run = run_tool(NAME, _argv(ctx, source, output), cwd=ctx.work_dir,
                         timeout_s=ctx.timeout_s)
     if tool_run.exit_code != 0:
         return _result(Status.ERROR, f"cyclonedx-py exited with code {tool_run.exit_code}: "
@@ -79,16 +93,37 @@ def _interpreter(ctx: CheckContext) -> Path:
     return path if path.is_absolute() else ctx.project / path
 
 
-def _argv(ctx: CheckContext, python: Path, output: Path) -> list[str]:
+def _closure_pins(ctx: CheckContext, python: Path) -> tuple[Path | None, str]:
+    """Write the project's dependency closure as ``name==version`` lines; return the file."""
+    try:
+        environment = licenses_deps.probe(ctx, NAME, python, {"PYTHONPATH": "",
+                                                              "VIRTUAL_ENV": ""})
+    except licenses_deps.ProbeFailed as error:
+        return None, str(error)
+    selection = licenses_deps.dependency_closure(ctx, environment)
+    if selection.problem:
+        return None, selection.problem
+    missing = [finding for finding in selection.findings if finding.rule == "not-installed"]
+    if missing:
+        return None, (f"{len(missing)} declared dependencies are not installed for "
+                      f"{_python_label(ctx)}, so the SBOM would be incomplete: "
+                      f"{missing[0].message}; install them or set [checks.sbom] python")
+    pins = ctx.work_dir / "sbom-requirements.txt"
+    pins.write_text("".join(f"{item.name}=={item.version}\n"
+                            for item in selection.distributions), encoding="utf-8")
+    return pins, ""
+
+
+def _argv(ctx: CheckContext, source: list[str], output: Path) -> list[str]:
     # --output-reproducible leaves out the timestamp and serial number, so the same
     # environment gives the same bytes and the same evidence hash on every run.
-    argv = [*python_tool("cyclonedx_py"), "environment", "--output-format", "JSON",
+    argv = [*python_tool("cyclonedx_py"), source[0], "--output-format", "JSON",
             "--spec-version", ctx.settings["spec_version"], "--output-reproducible",
             "--validate", "--output-file", str(output)]
     pyproject = ctx.project / "pyproject.toml"
     if _has_project_table(pyproject):
         argv += ["--pyproject", str(pyproject)]
-    return [*argv, str(python)]
+    return [*argv, source[1]]
 
 
 def _has_project_table(pyproject: Path) -> bool:
@@ -123,6 +158,10 @@ def _judge(ctx: CheckContext, output: Path, tool_run: ToolRun) -> CheckResult:
                        f"{version} SBOM", tool_run, report=report)
 
     components = bom.get("components") or []
+    if not components and ctx.settings["scope"] == "dependencies":
+        return _result(Status.PASS, f"The project declares no installed dependencies, so the "
+                       f"SBOM lists only the project itself (CycloneDX {version}).", tool_run,
+                       report=report)
     if not components:
         finding = Finding(".", None, "no-components",
                           f"the SBOM of {_python_label(ctx)} lists no components; point "
