@@ -109,16 +109,22 @@ def test_invalid_config_exits_2(tmp_path):
 
 
 def test_secret_in_test_output_not_in_reports(tmp_path):
-    failing = (f"def test_leaks():\n    token = {PLANTED_TOKEN[:4]!r} + {PLANTED_TOKEN[4:]!r}\n"
-               f"    assert token == 'x', token\n")
+    failing = ("import os\n\n\n"
+               "def test_leaks_in_message():\n    token = os.environ['PLANTED_VALUE']\n"
+               "    assert token == 'x', token\n\n\n"
+               "def test_leaks_in_shortened_repr():\n    token = os.environ['PLANTED_VALUE']\n"
+               "    assert token == 'x'\n")
     project = make_project(tmp_path, test_body=failing)
     out = tmp_path / "out"
-    result = cli("gate", "g3", "--project", str(project), "--output", str(out))
+    result = cli("gate", "g3", "--project", str(project), "--output", str(out),
+                 env={"PLANTED_VALUE": PLANTED_TOKEN})
     assert result.returncode == 1, result.stderr
     assert statuses(read_summary(out))["tests"] == "FAIL"
     for path in sorted(out.rglob("*")):
         if path.is_file():
-            assert PLANTED_TOKEN not in path.read_text(errors="replace"), path.name
+            text = path.read_text(errors="replace")
+            assert PLANTED_TOKEN not in text, path.name
+            assert PLANTED_TOKEN[4:12] not in text, path.name
     assert PLANTED_TOKEN not in result.stdout + result.stderr
 
 
