@@ -126,7 +126,7 @@ def product_revision() -> str:
         commit = _git("rev-parse", "--short", "HEAD").strip()
         diff = _git("diff", "HEAD", "--", "tinysdlc_nb")
     except (OSError, subprocess.CalledProcessError) as error:
-        log.warning("cannot read the git revision of %s: %s", HERE.parent, error)
+        log.warning("reading the git revision of %s failed: %s", HERE.parent, error)
         return "unknown (git failed)"
 
     if not diff:

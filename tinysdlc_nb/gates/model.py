@@ -114,7 +114,7 @@ class CheckContext:
     timeout_s: float = 600.0
     exclude_dirs: tuple[str, ...] = (".git", ".venv", "venv", ".tox", ".nox", "node_modules",
                                      ".tinysdlc", "__pycache__", ".mypy_cache",
-                                     ".pytest_cache", ".ruff_cache", "build", "dist",
+                                     ".pytest_cache", ".ruff_cache", ".cache", "build", "dist",
                                      ".eggs")
     inputs: dict[str, Path] = field(default_factory=dict)
 
