@@ -43,7 +43,7 @@ DEFAULT_START_TIMEOUT_S = 120.0
 
 @dataclass
 class Execution:
-    """How a notebook run ended. ``state`` is completed, cell_error, timeout or dead_kernel."""
+    """The end state of a notebook run: completed, cell_error, timeout or dead_kernel."""
 
     state: str
     notebook: nbformat.NotebookNode
@@ -93,7 +93,7 @@ def run_notebook(source: Path, parameters: dict[str, Any], *, cwd: Path,
     """Execute ``source`` with ``parameters`` and return the redacted executed notebook.
 
     A failing cell, a cell past ``cell_timeout_s`` and a dead kernel end the run with the
-    matching ``state`` instead of raising; the notebook holds every output up to that point.
+    matching ``state`` instead of raising; the notebook contains every output up to that point.
     """
     notebook = nbformat.read(source, as_version=4)
     validate_parameters(notebook, str(source), parameters)

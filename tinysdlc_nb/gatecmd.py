@@ -34,7 +34,7 @@ NOTEBOOKS = {"g3": "g3_ship_ready", "g4": "g4_production_ready"}
 
 @dataclass
 class GateOutcome:
-    """What a finished ``gate`` command reports: the summary and where the files are."""
+    """The outcome of a finished ``gate`` command: its summary and the paths of its files."""
 
     summary: dict[str, Any]
     output_dir: Path

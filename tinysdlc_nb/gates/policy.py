@@ -1,4 +1,4 @@
-"""Which items a gate evaluates at a tier, and how their statuses become one verdict."""
+"""Gate policy: the items a gate evaluates at a tier, and the verdict their statuses give."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ class Item:
     item: str
     kind: str  # check, evidence or signoff
     label: str
-    status: Status | None  # None for a sign-off that nobody has given yet
+    status: Status | None  # None for a sign-off not given yet
     summary: str
     required: bool = True
 
@@ -59,9 +59,9 @@ def gate_checks(gate: str) -> tuple[str, ...]:
 def decide(items: list[Item]) -> Verdict:
     """Return the verdict of a checklist.
 
-    A failed required item outweighs an unknown one, because it is a known reason to stop;
-    ERROR and UNAVAILABLE come next, since a blind scanner never reads as clean; then
-    missing sign-offs.
+    A failed required item outweighs an unknown one, because it is a known reason to stop.
+    ERROR and UNAVAILABLE come next, since a blind scanner never reads as clean. Missing
+    sign-offs come last.
     """
     required = [item for item in items if item.required]
     if any(item.status is Status.FAIL for item in required):
