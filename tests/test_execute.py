@@ -133,12 +133,12 @@ def test_html_is_self_contained(tmp_path):
 @pytest.mark.kernel
 def test_no_kernel_files_left_in_current_folder(tmp_path, monkeypatch):
     path = write_notebook(tmp_path / "nb.ipynb", "print(value)")
-    here = tmp_path / "current"
-    here.mkdir()
-    monkeypatch.chdir(here)
+    current = tmp_path / "current"
+    current.mkdir()
+    monkeypatch.chdir(current)
     execution = run_notebook(path, {}, cwd=tmp_path, cell_timeout_s=60)
     assert execution.completed
-    assert list(here.iterdir()) == []
+    assert list(current.iterdir()) == []
 
 
 @pytest.mark.kernel

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tinysdlc-nb: {scrub(str(error))}", file=sys.stderr)
         return USAGE_EXIT_CODE
     except BrokenPipeError:
-        # The reader (head, less) went away; say nothing more on a closed pipe.
+        # The reader (head, less) closed the pipe, so nothing more is printed.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return USAGE_EXIT_CODE
     except Exception:  # a crash is a failed run, never a verdict: exit 2, not FAILED's 1

@@ -68,7 +68,7 @@ def declared_parameters(notebook: nbformat.NotebookNode, source: str) -> dict[st
     """Return the names and default values assigned in the notebook's tagged parameters cell.
 
     Raises NotebookParametersError when no code cell carries the ``parameters`` tag, since
-    papermill would then inject values nobody declared.
+    papermill would then inject undeclared values.
     """
     for cell in notebook.cells:
         if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
@@ -93,7 +93,8 @@ def run_notebook(source: Path, parameters: dict[str, Any], *, cwd: Path,
     """Execute ``source`` with ``parameters`` and return the redacted executed notebook.
 
     A failing cell, a cell past ``cell_timeout_s`` and a dead kernel end the run with the
-    matching ``state`` instead of raising; the notebook contains every output up to that point.
+    matching ``state`` instead of raising. The notebook then contains every output up to
+    that point.
     """
     notebook = nbformat.read(source, as_version=4)
     validate_parameters(notebook, str(source), parameters)

@@ -110,8 +110,8 @@ def _record_incomplete(config: Config, gate: str, version: str, tier: str | None
                        partial: dict[str, Any] | None, reason: str) -> dict[str, Any]:
     """Write summary and JUnit for a run whose notebook did not finish, and mark it in the store.
 
-    Items the notebook had already judged are kept; the run's verdict is INCOMPLETE whatever
-    they say, because the gate never reached its end.
+    Items the notebook had already judged are kept. The run's verdict is INCOMPLETE whatever
+    their statuses, because the gate never reached its end.
     """
     reason = scrub(reason)
     log.error("gate %s %s: run incomplete: %s", gate, version, reason)
@@ -169,8 +169,8 @@ def _check_ingest_files(junit_file: str | None, coverage_file: str | None) -> No
         if not path.is_file():
             raise UsageError(f"{flag} file '{value}' not found; pass an existing file")
     if bool(junit_file) != bool(coverage_file):
-        given, missing = ("--junit", "--coverage") if junit_file else ("--coverage", "--junit")
-        raise UsageError(f"{given} needs {missing} too: the tests item judges the results "
+        present, missing = ("--junit", "--coverage") if junit_file else ("--coverage", "--junit")
+        raise UsageError(f"{present} needs {missing} too: the tests item judges the results "
                          f"and the coverage together; pass both files, or neither to run the "
                          f"tests")
 

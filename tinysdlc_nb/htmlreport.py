@@ -51,7 +51,7 @@ def _without_widgets(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Drop widget views and widget state, which render as nothing without a live kernel.
 
     Log lines the kernel wrote to stderr are dropped as well: they stay in the executed
-    notebook, and the report says the same facts in its checklist.
+    notebook, and the report states the same facts in its checklist.
     """
     copy = nbformat.from_dict(notebook)
     copy.metadata.pop("widgets", None)

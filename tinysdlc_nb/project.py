@@ -16,14 +16,14 @@ _VERSION_SHAPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+!-]{0,99}")
 _VERSION_ASSIGN = re.compile(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", re.MULTILINE)
 
 
-def resolve_version(project: Path, given: str | None) -> str:
-    """Return ``given`` or the detected version, checked to be one safe path segment.
+def resolve_version(project: Path, requested: str | None) -> str:
+    """Return ``requested`` or the detected version, checked to be one safe path segment.
 
     Raises UsageError for a version with a slash, whitespace or other characters that
     would leave the reports folder or split a command line, and when none is found.
     """
-    version = given if given is not None else detect_version(project)
-    if given is None and version == UNVERSIONED:
+    version = requested if requested is not None else detect_version(project)
+    if requested is None and version == UNVERSIONED:
         raise UsageError(f"no version found in {project} (pyproject.toml, setup.cfg, PKG-INFO "
                          f"or __version__); pass --version with the release being gated")
     if not _VERSION_SHAPE.fullmatch(version):

@@ -17,13 +17,13 @@ def iter_files(project: Path, exclude_dirs: Iterable[str], suffixes: Iterable[st
     project, with forward slashes (``tests/**``, ``**/conftest.py``).
     """
     skip = set(exclude_dirs)
-    wanted = tuple(suffixes) if suffixes is not None else None
+    suffix_filter = tuple(suffixes) if suffixes is not None else None
     globs = tuple(exclude_globs)
     for root, dirs, names in os.walk(project):
         dirs[:] = sorted(name for name in dirs
                          if name not in skip and not name.endswith(".egg-info"))
         for name in sorted(names):
-            if wanted is not None and not name.endswith(wanted):
+            if suffix_filter is not None and not name.endswith(suffix_filter):
                 continue
             path = Path(root, name)
             relative = path.relative_to(project).as_posix()

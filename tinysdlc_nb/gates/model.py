@@ -62,7 +62,7 @@ class Finding:
 
 @dataclass
 class CheckResult:
-    """What one check returns: its status, findings, tool and the raw report."""
+    """The result of one check: its status, findings, tool and the raw report."""
 
     check: str
     status: Status

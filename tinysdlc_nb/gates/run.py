@@ -105,8 +105,8 @@ def run_gate(gate: str, project: str | Path, *, version: str, tier: str | None =
 
     names = checks or config.gate["checks"] or list(gate_checks(gate))
     input_paths = {key: Path(value).resolve() for key, value in (inputs or {}).items() if value}
-    # Tools' own outputs (pytest's JUnit, coverage data) may quote secrets; they stay in a
-    # private folder that is removed, and only the redacted copies under raw/ are kept.
+    # Tools' own outputs (pytest's JUnit, coverage data) may quote secrets, so they stay in a
+    # private folder that is removed. Only the redacted copies under raw/ are kept.
     with tempfile.TemporaryDirectory(prefix="tinysdlc-gate-") as work:
         run.results = run_checks(
             names, lambda name: _context(run, name, input_paths, Path(work)),

@@ -15,6 +15,7 @@ from importlib import metadata
 from pathlib import Path
 
 from ..errors import CheckTimeout, ToolMissing
+from .model import CheckResult, Finding, Status
 
 log = logging.getLogger(__name__)
 
@@ -101,3 +102,16 @@ def output_tail(output: bytes | str, limit: int = 600) -> str:
 def plural(number: int, noun: str) -> str:
     """Return ``3 files`` or ``1 file``, with thousands separated."""
     return f"{number:,} {noun}" if number == 1 else f"{number:,} {noun}s"
+
+
+def result_from_run(check: str, tool: str, status: Status, summary: str,
+                    tool_run: ToolRun | None, findings: list[Finding] | None,
+                    report_name: str) -> CheckResult:
+    """Build a check's result whose raw report is the tool's standard output."""
+    return CheckResult(
+        check=check, status=status, summary=summary, tool=tool,
+        tool_version=distribution_version(tool), findings=findings or [],
+        exit_code=tool_run.exit_code if tool_run else None,
+        report=tool_run.stdout if tool_run else b"",
+        report_name=report_name if tool_run else "",
+    )

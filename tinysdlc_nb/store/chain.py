@@ -4,7 +4,7 @@ Each row's hash covers its content and the previous row's hash, and ``chain_head
 the length and newest hash of each chain. Editing a row breaks its own hash, deleting a
 row breaks the next row's link, and deleting the newest rows shortens the chain below the
 recorded length. Someone who can rewrite every later row and the head can still forge a
-chain; the database triggers that reject UPDATE and DELETE are the first defence.
+chain, so the database triggers that reject UPDATE and DELETE are the first defence.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def _lock_head(connection: Connection, chain: str) -> dict[str, Any]:
     """Lock the chain's head row (creating it for a new chain) and return it.
 
     The UPDATE comes first so that SQLite takes its write lock and PostgreSQL its row lock
-    before the head is read; two writers can then never link to the same previous row.
+    before the head is read. Two writers can then never link to the same previous row.
     """
     touched = connection.execute(update(chain_heads).where(chain_heads.c.chain == chain)
                                  .values(length=chain_heads.c.length))

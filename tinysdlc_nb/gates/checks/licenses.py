@@ -21,11 +21,11 @@ from ...settings import Setting
 from ..model import CheckContext, CheckResult, Finding, Status
 from ..tool import (
     ToolRun,
-    distribution_version,
     output_tail,
     plural,
     python_tool,
     require_distribution,
+    result_from_run,
     run_tool,
 )
 from . import licenses_deps, licenses_spdx
@@ -196,10 +196,4 @@ def _judge(findings: list[Finding], checked: int, tool_run: ToolRun) -> CheckRes
 
 def _result(status: Status, summary: str, tool_run: ToolRun | None = None,
             findings: list[Finding] | None = None) -> CheckResult:
-    return CheckResult(
-        check=NAME, status=status, summary=summary, tool=TOOL,
-        tool_version=distribution_version(TOOL), findings=findings or [],
-        exit_code=tool_run.exit_code if tool_run else None,
-        report=tool_run.stdout if tool_run else b"",
-        report_name="licenses.json" if tool_run else "",
-    )
+    return result_from_run(NAME, TOOL, status, summary, tool_run, findings, "licenses.json")

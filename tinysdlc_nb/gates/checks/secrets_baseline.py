@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 # so every such token of a file has one of these hashes. A baseline entry with one of them
 # matches only the result on its own line, so it cannot hide every other token in the file.
 # NOTE: a different token written on that same line (and a new key body under the same
-# PRIVATE KEY header) still matches, because such a baseline holds no hash of the value.
+# PRIVATE KEY header) still matches, because such a baseline contains no hash of the value.
 _PREFIX_ONLY_HASHES = frozenset(
     hash_secret(prefix)
     for prefix in ("ghp", "gho", "ghu", "ghs", "ghr", "glpat", "gldt", "glft", "glsoat", "glrt")
