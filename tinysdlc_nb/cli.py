@@ -17,6 +17,7 @@ from . import __version__, approvals
 from .config import load_config
 from .errors import TinySDLCError
 from .gates.policy import USAGE_EXIT_CODE
+from .incidents.commands import add_incident_commands
 from .project import resolve_version
 from .scrub import scrub
 
@@ -63,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="tinysdlc-nb", description="Release gates, sign-offs and evidence "
-                     "for TinySDLC teams, run as notebooks.")
+    parser = _Parser(prog="tinysdlc-nb", description="Release gates, sign-offs, evidence "
+                     "and incident timelines for TinySDLC teams, run as notebooks.")
     parser.add_argument("--version", action="version", version=f"tinysdlc-nb {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
@@ -127,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--project", default=".", help="project folder (default: .)")
     verify.add_argument("--json", action="store_true", help="print the problems as JSON")
     verify.set_defaults(handler=_cmd_audit_verify)
+
+    add_incident_commands(commands, _Parser)
     return parser
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .gates.model import Tier
+from .incidents.settings import INCIDENTS_SECTION, SLA_SECTION, validate_incidents, validate_sla
 from .settings import Section, Setting
 
 HOME_ENV = "TINYSDLC_NB_HOME"
@@ -63,6 +64,14 @@ class Waiver:
         return today <= self.expires
 
 
+def _default_incidents() -> dict[str, Any]:
+    return validate_incidents(INCIDENTS_SECTION.defaults(), "defaults")
+
+
+def _default_sla() -> dict[str, Any]:
+    return SLA_SECTION.defaults()
+
+
 @dataclass
 class Config:
     """The validated configuration of one project."""
@@ -74,6 +83,8 @@ class Config:
     checks: dict[str, dict[str, Any]]
     waivers: list[Waiver] = field(default_factory=list)
     source: Path | None = None
+    incidents: dict[str, Any] = field(default_factory=_default_incidents)
+    sla: dict[str, Any] = field(default_factory=_default_sla)
 
     @property
     def name(self) -> str:
@@ -114,7 +125,7 @@ def load_config(project_dir: Path | str) -> Config:
     where = str(path)
     _reject_secret_keys(raw, where)
 
-    known = {"project", "gate", "checks", "waivers"}
+    known = {"project", "gate", "checks", "waivers", "incidents", "sla"}
     for key in raw:
         if key not in known:
             raise ConfigError(f"{where}: unknown section '{key}'; known sections: "
@@ -128,6 +139,9 @@ def load_config(project_dir: Path | str) -> Config:
         checks=_resolve_checks(raw.get("checks", {}), where),
         waivers=[_parse_waiver(entry, where) for entry in raw.get("waivers", [])],
         source=path if path.is_file() else None,
+        incidents=validate_incidents(INCIDENTS_SECTION.resolve(raw.get("incidents"), where),
+                                     where),
+        sla=validate_sla(SLA_SECTION.resolve(raw.get("sla"), where), where),
     )
     _check_waivers(config, where)
     return config
@@ -203,7 +217,7 @@ def _reject_secret_keys(raw: Any, where: str, prefix: str = "") -> None:
         return
     for key, value in raw.items():
         dotted = f"{prefix}{key}"
-        if key in ("allow", "waivers"):
+        if key in ("allow", "waivers", "severity_map"):
             continue  # package names and waiver reasons, not settings
         if _SECRET_KEY.search(key) and isinstance(value, str) and value:
             raise ConfigError(f"{where}: '{dotted}' looks like a secret; secrets are read only "

@@ -36,3 +36,7 @@ class CheckTimeout(TinySDLCError, TimeoutError):
 
 class ToolMissing(TinySDLCError, FileNotFoundError):
     """A check's tool is not installed in this environment."""
+
+
+class PayloadError(TinySDLCError, ValueError):
+    """An alert or webhook payload is not valid JSON or lacks a field its format requires."""

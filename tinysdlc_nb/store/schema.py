@@ -116,3 +116,49 @@ chain_heads = Table(
 )
 
 CHAINED_TABLES = {"evidence": evidence, "signoffs": signoffs}
+
+incidents = Table(
+    "incidents", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("title", Text, nullable=False),
+    Column("service", String(200), nullable=False),
+    Column("source", String(50), nullable=False),
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("opened_by", String(200), nullable=False),
+)
+
+# External keys (an Alertmanager group key, a PagerDuty incident id) that lead to an
+# incident. One key may lead to several incidents over time; the newest one is current.
+incident_keys = Table(
+    "incident_keys", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(50), nullable=False),
+    Column("key", String(500), nullable=False),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("source", "key", "incident_id", name="uq_incident_keys"),
+)
+
+# The bitemporal timeline: occurred_at is when it happened, recorded_at when the store
+# learned of it. Rows are never changed; a correction or retraction is a new row whose
+# `supersedes` names the row it replaces.
+timeline = Table(
+    "timeline", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("kind", String(30), nullable=False),
+    Column("source", String(50), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("actor_kind", String(10), nullable=False),
+    Column("severity", String(2)),
+    Column("description", Text, nullable=False),
+    Column("details", Text, nullable=False),
+    Column("alert_key", String(500)),
+    Column("supersedes", Integer, ForeignKey("timeline.id")),
+    Column("dedup_key", String(500), unique=True),
+    Index("ix_timeline_incident_occurred", "incident_id", "occurred_at"),
+)
+
+APPEND_ONLY_INCIDENT_TABLES = ("incidents", "incident_keys", "timeline")

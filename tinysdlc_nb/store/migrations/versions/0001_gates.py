@@ -7,6 +7,8 @@ Revises:
 import sqlalchemy as sa
 from alembic import op
 
+from tinysdlc_nb.store.guards import create_append_only_guard, drop_append_only_guard
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -106,12 +108,12 @@ def upgrade() -> None:
     op.bulk_insert(chain_heads, [{"chain": table, "length": 0, "head_hash": "0" * 64}
                                  for table in APPEND_ONLY])
     for table in APPEND_ONLY:
-        _create_append_only_guard(table)
+        create_append_only_guard(table)
 
 
 def downgrade() -> None:
     for table in APPEND_ONLY:
-        _drop_append_only_guard(table)
+        drop_append_only_guard(table, last=table == APPEND_ONLY[-1])
     op.drop_table("chain_heads")
     op.drop_table("signoffs")
     op.drop_table("evidence")
@@ -119,34 +121,3 @@ def downgrade() -> None:
     op.drop_table("findings")
     op.drop_table("gate_items")
     op.drop_table("gate_runs")
-
-
-def _create_append_only_guard(table: str) -> None:
-    """Make UPDATE and DELETE on ``table`` fail inside the database itself."""
-    dialect = op.get_bind().dialect.name
-    if dialect == "sqlite":
-        for action in ("UPDATE", "DELETE"):
-            op.execute(
-                f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
-                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
-            )
-    elif dialect == "postgresql":
-        op.execute(
-            "CREATE OR REPLACE FUNCTION tinysdlc_append_only() RETURNS trigger AS $$ "
-            "BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END; $$ LANGUAGE plpgsql"
-        )
-        op.execute(
-            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-            f"FOR EACH ROW EXECUTE FUNCTION tinysdlc_append_only()"
-        )
-
-
-def _drop_append_only_guard(table: str) -> None:
-    dialect = op.get_bind().dialect.name
-    if dialect == "sqlite":
-        for action in ("update", "delete"):
-            op.execute(f"DROP TRIGGER IF EXISTS {table}_no_{action}")
-    elif dialect == "postgresql":
-        op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
-        if table == APPEND_ONLY[-1]:
-            op.execute("DROP FUNCTION IF EXISTS tinysdlc_append_only()")

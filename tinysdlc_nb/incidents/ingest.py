@@ -1,0 +1,47 @@
+"""Ingestion of payloads: decode, adapt and apply, shared by ``ingest`` and ``serve``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from ..config import Config
+from ..errors import PayloadError
+from ..store import Store
+from .adapters import adapter
+from .engine import EngineSettings, Outcome, apply_signals
+from .model import AdapterContext, Signal
+
+
+def adapter_context(config: Config, received_at: dt.datetime | None = None) -> AdapterContext:
+    """Build the adapters' view of the config: severity map, labels, default severity."""
+    settings = config.incidents
+    return AdapterContext(
+        severity_map=settings["severity_map"],
+        severity_labels=tuple(settings["severity_labels"]),
+        default_severity=settings["default_severity"],
+        received_at=received_at or dt.datetime.now(dt.UTC),
+    )
+
+
+def decode(body: bytes | str, where: str) -> Any:
+    """Parse a payload's JSON; raise PayloadError naming ``where`` when it is not JSON."""
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise PayloadError(f"{where}: invalid JSON ({error}); send the payload as the "
+                           f"tool posts it") from None
+
+
+def signals_of(fmt: str, payload: Any, context: AdapterContext, where: str) -> list[Signal]:
+    """Run the adapter of ``fmt``; a payload of the wrong shape raises PayloadError."""
+    module = adapter(fmt)
+    try:
+        return module.parse(payload, context)
+    except PayloadError as error:
+        raise PayloadError(f"{where}: {error}") from None
+
+
+def ingest_signals(store: Store, config: Config, signals: list[Signal]) -> list[Outcome]:
+    return apply_signals(store, signals, EngineSettings.from_config(config.incidents))
