@@ -40,7 +40,8 @@ def test_downgrade_removes_and_upgrade_restores(any_store):
     assert current_revision(engine) is None
 
     upgrade_to_head(engine)
-    assert {"gate_runs", "signoffs", "evidence"} <= set(inspect(engine).get_table_names())
+    assert {"gate_runs", "signoffs", "evidence", "incidents", "incident_keys",
+            "timeline"} <= set(inspect(engine).get_table_names())
     assert current_revision(engine) == head_revision()
 
 
