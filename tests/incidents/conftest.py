@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +11,9 @@ from tinysdlc_nb.incidents.engine import EngineSettings, apply_signals
 from tinysdlc_nb.incidents.model import Event, Signal
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+# The read-only ../shared folder beside the checkout, as in tests/conftest.py.
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+FIXTURES = SHARED / "fixtures"
 
 
 def minutes(count: float) -> dt.datetime:

@@ -96,8 +96,8 @@ def _apply(connection: Connection, signal: Signal, settings: EngineSettings) -> 
     if incident_id is None:
         if signal.event is Event.NOTE:
             return Outcome("ignored", None, signal, reason="no incident for this key")
-        if signal.event is Event.RESOLVED and signal.alert_key is None \
-                and signal.started_at is None:
+        if signal.event is Event.RESOLVED and signal.started_at is None:
+            # A success with no failure before it (a green CI job) is not an incident.
             return Outcome("ignored", None, signal, reason="resolved, never seen firing")
         return _open(connection, signal, settings)
 
