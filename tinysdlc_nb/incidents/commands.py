@@ -15,6 +15,7 @@ from ..scrub import scrub_data
 from ..store import Store, open_store, utc_now
 from . import render
 from .actions import Actions
+from .adapters import adapter
 from .ingest import adapter_context, decode, ingest_signals, signals_of
 from .metrics import incident_table, severity_metrics
 from .model import LOG_KINDS, SEVERITIES
@@ -188,6 +189,7 @@ def _at(args) -> dt.datetime | None:
 
 
 def _cmd_ingest(args) -> int:
+    adapter(args.format)
     config = load_config(Path(args.project))
     context = adapter_context(config)
     signals = []

@@ -94,11 +94,10 @@ def _apply(connection: Connection, signal: Signal, settings: EngineSettings) -> 
 
     incident_id = records.current_incident(connection, signal.source, signal.incident_key)
     if incident_id is None:
-        if signal.event is Event.NOTE:
+        if signal.event in (Event.NOTE, Event.RESOLVED) and signal.started_at is None:
+            # A note or a success with no known problem before it (a green CI job, a
+            # Normal Kubernetes event) is not an incident.
             return Outcome("ignored", None, signal, reason="no incident for this key")
-        if signal.event is Event.RESOLVED and signal.started_at is None:
-            # A success with no failure before it (a green CI job) is not an incident.
-            return Outcome("ignored", None, signal, reason="resolved, never seen firing")
         return _open(connection, signal, settings)
 
     state = _State.load(connection, incident_id)
@@ -117,6 +116,7 @@ class _State:
     severity: str | None
     resolved_at: dt.datetime | None
     alerts: dict[str, tuple[str, dt.datetime]]
+    resolved_row: dict[str, Any] | None = None
 
     @classmethod
     def load(cls, connection: Connection, incident_id: int) -> _State:
@@ -128,11 +128,14 @@ class _State:
                     Kind.DETECTED, Kind.ALERT_FIRED, Kind.ALERT_RESOLVED):
                 state = "resolved" if row["kind"] == Kind.ALERT_RESOLVED else "firing"
                 alerts[row["alert_key"]] = (state, row["occurred_at"])
+        superseded = {row["supersedes"] for row in rows if row["supersedes"]}
+        resolved_rows = [row for row in rows if row["kind"] == Kind.RESOLVED
+                         and row["id"] not in superseded]
         resolved = summary["resolved_at"]
         return cls(status=summary["status"],
                    severity=None if pd.isna(summary["severity"]) else summary["severity"],
                    resolved_at=None if pd.isna(resolved) else resolved.to_pydatetime(),
-                   alerts=alerts)
+                   alerts=alerts, resolved_row=resolved_rows[-1] if resolved_rows else None)
 
     @property
     def done(self) -> bool:
@@ -152,11 +155,14 @@ def _open(connection: Connection, signal: Signal, settings: EngineSettings) -> O
                                                            or signal.occurred_at),
         signal.source, actor=signal.actor or signal.source, actor_kind=signal.actor_kind,
         severity=severity, description=signal.title or signal.description,
-        details=signal.details if firing else {"opened_by": str(signal.event)},
+        details=signal.details if firing else {
+            "opened_by": str(signal.event),
+            "detected_time_estimated": signal.started_at is None},
         alert_key=signal.alert_key, dedup_key=signal.dedup_key if firing else None,
     )
     _add(connection, incident_id, detected, outcome)
-    _escalate_if_needed(connection, incident_id, None, severity, signal, settings, outcome)
+    _escalate_if_needed(connection, incident_id, None, severity, detected.occurred_at, settings,
+                        outcome)
 
     if not firing:
         state = _State.load(connection, incident_id)
@@ -215,13 +221,31 @@ def _resolve(connection: Connection, incident_id: int, state: _State, signal: Si
         or signal.title, details=signal.details, alert_key=signal.alert_key,
         dedup_key=signal.dedup_key), outcome)
     alerts = {**state.alerts, signal.alert_key: ("resolved", signal.occurred_at)}
-    if not state.done and all(value[0] == "resolved" for value in alerts.values()):
+    if state.done:
+        _extend_resolution(connection, incident_id, state, signal, outcome)
+    elif all(value[0] == "resolved" for value in alerts.values()):
         resolved_at = max(value[1] for value in alerts.values())
         _add(connection, incident_id, NewRow(
             Kind.RESOLVED, resolved_at, signal.source, actor=signal.source,
-            description=f"all {len(alerts)} alert(s) of the group resolved",
+            description=f"every alert of the group resolved ({len(alerts)} in all)",
             alert_key=signal.alert_key, dedup_key=f"{signal.dedup_key}:group"), outcome)
     return outcome
+
+
+def _extend_resolution(connection: Connection, incident_id: int, state: _State,
+                       signal: Signal, outcome: Outcome) -> None:
+    """Move the group's resolution later when another member alert, which was firing
+    before the resolution, reports a later end (two resolved alerts in one payload)."""
+    row = state.resolved_row
+    began = signal.started_at or signal.occurred_at
+    if row is None or state.resolved_at is None or signal.occurred_at <= state.resolved_at \
+            or began > state.resolved_at or row["source"] != signal.source:
+        return
+    _add(connection, incident_id, NewRow(
+        Kind.RESOLVED, signal.occurred_at, row["source"], actor=row["actor"],
+        description="every alert of the group resolved; a late notice moved the end later",
+        details={**row["details"], "corrects_end": True}, alert_key=signal.alert_key,
+        supersedes=row["id"], dedup_key=f"{signal.dedup_key}:group"), outcome)
 
 
 def _update(connection: Connection, incident_id: int, state: _State, signal: Signal,
@@ -254,14 +278,14 @@ def _change_severity(connection: Connection, incident_id: int, old: str | None,
         description=f"severity {old or '?'} -> {signal.severity}",
         details={"from": old, "to": signal.severity}, alert_key=signal.alert_key,
         dedup_key=None if signal.event is Event.FIRING else signal.dedup_key), outcome)
-    _escalate_if_needed(connection, incident_id, old, signal.severity, signal, settings,
-                        outcome)
+    _escalate_if_needed(connection, incident_id, old, signal.severity, signal.occurred_at,
+                        settings, outcome)
 
 
 def _escalate_if_needed(connection: Connection, incident_id: int, old: str | None,
-                        new: str, signal: Signal, settings: EngineSettings,
+                        new: str, at: dt.datetime, settings: EngineSettings,
                         outcome: Outcome) -> None:
-    row = escalation_row(old, new, signal.occurred_at, settings.owner)
+    row = escalation_row(old, new, at, settings.owner)
     if row is not None:
         _add(connection, incident_id, row, outcome)
 

@@ -11,7 +11,7 @@ from ..errors import PayloadError
 from ..store import Store
 from .adapters import adapter
 from .engine import EngineSettings, Outcome, apply_signals
-from .model import AdapterContext, Signal
+from .model import AdapterContext, Event, Signal
 
 
 def adapter_context(config: Config, received_at: dt.datetime | None = None) -> AdapterContext:
@@ -38,9 +38,14 @@ def signals_of(fmt: str, payload: Any, context: AdapterContext, where: str) -> l
     """Run the adapter of ``fmt``; a payload of the wrong shape raises PayloadError."""
     module = adapter(fmt)
     try:
-        return module.parse(payload, context)
+        signals = module.parse(payload, context)
     except PayloadError as error:
         raise PayloadError(f"{where}: {error}") from None
+
+    # One payload describes one moment: its firing alerts come first, oldest first, so the
+    # incident is detected at the earliest start and no alert counts as a late re-fire.
+    return sorted(signals, key=lambda signal: (signal.event is not Event.FIRING,
+                                               signal.occurred_at))
 
 
 def ingest_signals(store: Store, config: Config, signals: list[Signal]) -> list[Outcome]:

@@ -81,8 +81,10 @@ def print_timeline(label: str, rows: list[dict[str, Any]], zone: str) -> None:
     for row in rows:
         severity = f" [{row['severity']}]" if row.get("severity") else ""
         count = f" x{row['details']['count']}" if row["kind"] == "flapping" else ""
+        text = " / ".join(part.strip() for part in row["description"].splitlines()
+                          if part.strip())
         line = (f"  {row['id']:>6}  {_local(row['occurred_at'], zone)}  {row['kind']:<14}"
-                f"{count}{severity} {row['actor'] or row['source']}: {row['description']}")
+                f"{count}{severity} {row['actor'] or row['source']}: {text}")
         print(scrub(line))
 
 
