@@ -319,7 +319,7 @@ def _cmd_list(args) -> int:
     if args.json:
         print(json.dumps(scrub_data(items), indent=2))
     else:
-        render.print_list(items, config.project["display_zone"])
+        render.print_list(items, table, config.project["display_zone"])
     return 0
 
 

@@ -99,14 +99,20 @@ def list_items(table: pd.DataFrame) -> list[dict[str, Any]]:
     return items
 
 
-def print_list(items: list[dict[str, Any]], zone: str) -> None:
+def print_list(items: list[dict[str, Any]], table: pd.DataFrame, zone: str) -> None:
+    """Print one line per incident, with the SLA result of each target that is set."""
     if not items:
         print("No incidents recorded.")
         return
-    print(f"{'id':<8} {'sev':<4} {'status':<13} {'detected (' + zone + ')':<25} title")
+    targets = table.set_index(table["incident_id"].map(display_id))
+    print(f"{'id':<8} {'sev':<4} {'status':<13} {'detected (' + zone + ')':<25} "
+          f"{'SLA ack':<9} {'SLA resolve':<11} title")
     for item in items:
+        ack = targets.at[item["id"], "acknowledge_sla"] or "-"
+        resolve = targets.at[item["id"], "resolve_sla"] or "-"
         print(scrub(f"{item['id']:<8} {item['severity'] or '-':<4} {item['status']:<13} "
-                    f"{_local(item['detected_at'], zone):<25} {item['title']}"))
+                    f"{_local(item['detected_at'], zone):<25} {ack:<9} {resolve:<11} "
+                    f"{item['title']}"))
 
 
 def metrics_items(result: pd.DataFrame) -> list[dict[str, Any]]:
