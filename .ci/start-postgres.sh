@@ -18,5 +18,5 @@ mkdir -p "$data_dir"
 chown postgres "$data_dir"
 su postgres -c "$bin_dir/initdb -D $data_dir -U postgres --auth=trust >/dev/null"
 su postgres -c "$bin_dir/pg_ctl -D $data_dir -o '-p $port -k /tmp -c listen_addresses=127.0.0.1' -l $data_dir/server.log -w start >/dev/null"
-"$bin_dir/psql" -h 127.0.0.1 -p "$port" -U postgres -q -c "CREATE ROLE tinysdlc LOGIN CREATEDB PASSWORD 'tinysdlc'" \
+"$bin_dir/psql" -h 127.0.0.1 -p "$port" -U postgres -q -c "CREATE ROLE tinysdlc LOGIN CREATEDB PASSWORD 'ci-local-pg-7Qm2'" \
     -c "CREATE DATABASE tinysdlc_test OWNER tinysdlc"
