@@ -41,6 +41,9 @@ def test_wheel_ships_notebooks_and_migrations(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in ("tinysdlc_nb/notebooks/g4_production_ready.ipynb",
                      "tinysdlc_nb/notebooks/g3_ship_ready.ipynb",
+                     "tinysdlc_nb/notebooks/postmortem.ipynb",
+                     "tinysdlc_nb/notebooks/incident_review.ipynb",
+                     "tinysdlc_nb/store/migrations/versions/0002_incidents.py",
                      "tinysdlc_nb/store/migrations/env.py",
                      "tinysdlc_nb/store/migrations/script.py.mako",
                      "tinysdlc_nb/store/migrations/versions/0001_gates.py",
