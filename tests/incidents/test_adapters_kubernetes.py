@@ -239,13 +239,13 @@ def test_cluster_object_uses_event_namespace():
     assert signal.title == "Node default/node-b-3: NodeHasDiskPressure"
 
 
-def test_dedup_key_from_uid_count_and_last_time():
+def test_dedup_key_from_uid_and_first_time():
     signals = kubernetes.parse(events(), CONTEXT)
 
-    assert signals[0].dedup_key == ("kubernetes:0b6f3c1a-2d4e-4f5a-8b9c-7e6d5c4b3a21:7:"
-                                    "2026-01-02T03:09:40Z")
-    assert signals[2].dedup_key == ("kubernetes:e4f5a6b7-c8d9-4e0f-a1b2-c3d4e5f6a7b8:1:"
-                                    "2026-01-02T03:04:05.123456Z")
+    assert signals[0].dedup_key == ("kubernetes:0b6f3c1a-2d4e-4f5a-8b9c-7e6d5c4b3a21:"
+                                    "2026-01-02T03:01:12+00:00")
+    assert signals[2].dedup_key == ("kubernetes:e4f5a6b7-c8d9-4e0f-a1b2-c3d4e5f6a7b8:"
+                                    "2026-01-02T03:04:05.123456+00:00")
 
 
 def test_same_list_twice_same_keys():
@@ -256,7 +256,7 @@ def test_same_list_twice_same_keys():
     assert len(set(first)) == 4
 
 
-def test_repeated_event_is_new():
+def test_repeat_of_event_is_same_occurrence():
     later = events()
     later["items"][0]["count"] = 8
     later["items"][0]["lastTimestamp"] = "2026-01-02T03:14:52Z"
@@ -264,19 +264,17 @@ def test_repeated_event_is_new():
     before = kubernetes.parse(events(), CONTEXT)[0]
     after = kubernetes.parse(later, CONTEXT)[0]
 
-    assert after.dedup_key != before.dedup_key
+    # Polling again while the event repeats must not add a row per poll.
+    assert after.dedup_key == before.dedup_key
+    assert after.details["count"] == 8
     assert after.occurred_at == before.occurred_at
-    assert after.alert_key == before.alert_key
 
 
-def test_series_counts_repeats():
-    payload = events()
-    payload["items"][2]["series"] = {"count": 4, "lastObservedTime": "2026-01-02T03:20:05.654321Z"}
+def test_normal_event_never_opens_incident():
+    signals = kubernetes.parse(events(), CONTEXT)
 
-    signal = kubernetes.parse(payload, CONTEXT)[2]
-
-    assert signal.dedup_key == ("kubernetes:e4f5a6b7-c8d9-4e0f-a1b2-c3d4e5f6a7b8:4:"
-                                "2026-01-02T03:20:05.654321Z")
+    assert [signal.opens_incident for signal in signals] == [
+        signal.event is Event.FIRING for signal in signals]
 
 
 def test_name_identifies_event_without_uid():
@@ -285,8 +283,8 @@ def test_name_identifies_event_without_uid():
 
     signal = kubernetes.parse(payload, CONTEXT)[0]
 
-    assert signal.dedup_key == ("kubernetes:shop/checkout-7d9c5b6f4-x2x8p.181a2b3c4d5e6f70:7:"
-                                "2026-01-02T03:09:40Z")
+    assert signal.dedup_key == ("kubernetes:shop/checkout-7d9c5b6f4-x2x8p.181a2b3c4d5e6f70:"
+                                "2026-01-02T03:01:12+00:00")
 
 
 def test_single_event_object():

@@ -191,13 +191,14 @@ def test_system_acknowledgement_is_not_human(ingest):
     ingest(pager(Event.FIRING, 0, "e1"),
            pager(Event.ACKNOWLEDGED, 1, "e2", actor="auto-ack rule"))
 
+    # Only a person's acknowledgement moves the status and starts the TTA clock.
     found = detail(ingest.store, 1)
-    assert found["status"] == "acknowledged"
+    assert found["status"] == "open"
     assert found["acknowledged_at"] is None
 
 
-def test_note_for_unknown_key_is_ignored(ingest):
-    [outcome] = ingest(pager(Event.NOTE, 0, "e9", description="FYI"))
+def test_signal_without_problem_never_opens(ingest):
+    [outcome] = ingest(pager(Event.RESOLVED, 0, "e9", opens_incident=False))
 
     assert outcome.action == "ignored"
     assert count_rows(ingest.store, incidents) == 0
@@ -304,3 +305,49 @@ def test_concurrent_writers_store_once(pg_url):
 
 def test_t0_is_monday():
     assert T0.weekday() == 0
+
+
+def test_late_trigger_moves_detection_earlier(ingest):
+    # PagerDuty does not promise order: the resolve may come before the trigger.
+    ingest(pager(Event.RESOLVED, 30, "e4"))
+    assert detail(ingest.store, 1)["detected_at"] == "2026-03-02T09:30:00Z"
+
+    [outcome] = ingest(pager(Event.FIRING, 0, "e1"))
+
+    found = detail(ingest.store, 1)
+    assert outcome.incident_id == 1
+    assert found["detected_at"] == "2026-03-02T09:00:00Z"
+    assert found["status"] == "resolved"
+    assert found["resolved_at"] == "2026-03-02T09:30:00Z"
+
+
+def test_resolved_alert_with_earlier_start_moves_detection(ingest):
+    ingest(alert(Event.FIRING, "b", 2))
+
+    ingest(alert(Event.RESOLVED, "a", 5, started_minute=0))
+
+    assert detail(ingest.store, 1)["detected_at"] == "2026-03-02T09:00:00Z"
+    assert detail(ingest.store, 1)["status"] == "open"
+
+
+def test_resolved_stricter_alert_raises_severity(ingest):
+    ingest(alert(Event.FIRING, "a", 0, severity="P2"))
+
+    [outcome] = ingest(alert(Event.RESOLVED, "b", 9, started_minute=3, severity="P0"))
+
+    assert outcome.kinds[:3] == ["alert_resolved", "severity", "escalated"]
+    severity = [row for row in incident_rows(ingest.store, 1) if row["kind"] == "severity"]
+    assert severity[0]["occurred_at"] == minutes(3)
+
+
+def test_many_alerts_in_one_group(ingest):
+    signals = [alert(Event.FIRING, f"fp{index}", index / 10) for index in range(300)]
+    signals += [alert(Event.RESOLVED, f"fp{index}", 60 + index / 10,
+                      started_minute=index / 10) for index in range(300)]
+
+    outcomes = ingest(*signals)
+
+    assert [outcome.action for outcome in outcomes].count("created") == 1
+    found = detail(ingest.store, 1)
+    assert found["status"] == "resolved"
+    assert found["resolved_at"] == "2026-03-02T10:29:54Z"

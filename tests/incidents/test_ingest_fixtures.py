@@ -35,10 +35,11 @@ EXPECTED = [
         "alerts/alertmanager/prom2teams-all_ok_multiple.json",
         (
             "resolved",
-            "P1",
+            "P0",
             "2017-05-09T07:01:37.803000Z",
             "2017-05-09T07:08:37.818270Z",
-            ["detected", "escalated", "alert_resolved", "alert_resolved", "resolved"],
+            ["detected", "escalated", "severity", "escalated", "alert_resolved",
+             "alert_resolved", "resolved"],
         ),
     ),
     (
@@ -138,7 +139,16 @@ EXPECTED = [
         "alerts/pagerduty/reopened_v3.json",
         ("open", "P3", "2026-03-30T13:37:07Z", None, ["detected", "note"]),
     ),
-    ("alerts/pagerduty/resolved_v3.json", None),
+    (
+        "alerts/pagerduty/resolved_v3.json",
+        (
+            "resolved",
+            "P1",
+            "2021-06-04T13:16:53.816000Z",
+            "2021-06-04T13:16:53.816000Z",
+            ["detected", "escalated", "resolved"],
+        ),
+    ),
     (
         "alerts/pagerduty/triggered_v3.json",
         ("open", "P1", "2021-06-04T13:35:29.781000Z", None, ["detected", "escalated"]),

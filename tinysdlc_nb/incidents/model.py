@@ -114,6 +114,7 @@ class Signal:
     actor_kind: ActorKind = ActorKind.SYSTEM
     description: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    opens_incident: bool = True
 
     def __post_init__(self) -> None:
         if self.occurred_at.tzinfo is None:

@@ -211,8 +211,8 @@ def _signal(body: dict[str, Any], context: AdapterContext, event: Event, reposit
             description: str, details: dict[str, Any]) -> Signal:
     """Build a signal with what every GitHub event shares: actor, service and severity.
 
-    Only a failure has a ``started_at``: a success starts nothing, so the engine can tell
-    it apart from a resolution whose failure it never saw.
+    Only a failure has a ``started_at`` and may open an incident: a success resolves the
+    pipeline's open incident, if there is one, and is ignored otherwise.
     """
     occurred_at = require_time(occurred_at_value, NAME, occurred_at_path)
     return Signal(
@@ -230,6 +230,7 @@ def _signal(body: dict[str, Any], context: AdapterContext, event: Event, reposit
         actor_kind=ActorKind.SYSTEM,
         description=description,
         details={"branch": branch, **details},
+        opens_incident=event is Event.FIRING,
     )
 
 

@@ -2,9 +2,10 @@
 
 The payload is a ``List`` (or ``EventList``) with ``items``, or a single ``Event``. A
 Warning event fires an alert, named by its reason, on the incident of the object it is
-about. A Normal event is a note on that incident. Kubernetes folds repeats of an event
-into one object whose ``count`` grows, so the dedup key holds the count and the time of
-the last repeat: a new repeat is new information, re-reading the same list is not.
+about. A Normal event is a note on that incident and never opens one. Kubernetes folds
+repeats of an event into one object whose ``count`` grows; the dedup key is the object and
+its first time, so polling ``kubectl get events`` again adds nothing while the repeat count
+is kept in the details.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def _event_signal(item: dict[str, Any], path: str, context: AdapterContext) -> S
         incident_key=f"{NAME}:{namespace}/{object_kind}/{object_name}",
         event=Event.FIRING if warning else Event.NOTE,
         occurred_at=occurred_at,
-        dedup_key=_dedup_key(item, metadata),
+        dedup_key=_dedup_key(item, metadata, occurred_at),
         alert_key=reason,
         started_at=occurred_at if warning else None,
         title=f"{object_kind} {qualified_name}: {reason}",
@@ -87,6 +88,7 @@ def _event_signal(item: dict[str, Any], path: str, context: AdapterContext) -> S
         actor=_reporter(item),
         description=text(item.get("message")),
         details=_details(item, involved, time_field, path),
+        opens_incident=warning,
     )
 
 
@@ -109,19 +111,15 @@ def _severity(context: AdapterContext, reason: str) -> str:
     return context.severity(NAME, reason) or context.default_severity
 
 
-def _dedup_key(item: dict[str, Any], metadata: dict[str, Any]) -> str:
-    """Key one event object by its uid, its repeat count and the time of its last repeat."""
+def _dedup_key(item: dict[str, Any], metadata: dict[str, Any],
+               occurred_at: dt.datetime) -> str:
+    """Key one event object by its uid (or namespace/name) and its first time."""
     identity = text(metadata.get("uid"))
     if not identity and metadata.get("name"):
         identity = f"{text(metadata.get('namespace'))}/{text(metadata['name'])}"
     if not identity:
         identity = f"sha256-{content_hash(item)}"
-
-    series = item.get("series") if isinstance(item.get("series"), dict) else {}
-    count = text(item.get("count") or series.get("count") or 1)
-    last_seen = text(item.get("lastTimestamp") or series.get("lastObservedTime")
-                     or item.get("eventTime"))
-    return f"{NAME}:{identity}:{count}:{last_seen}"
+    return f"{NAME}:{identity}:{occurred_at.isoformat()}"
 
 
 def _reporter(item: dict[str, Any]) -> str:
