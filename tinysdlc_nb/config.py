@@ -144,7 +144,20 @@ def load_config(project_dir: Path | str) -> Config:
         sla=validate_sla(SLA_SECTION.resolve(raw.get("sla"), where), where),
     )
     _check_waivers(config, where)
+    _check_incident_owner(config, where)
     return config
+
+
+def _check_incident_owner(config: Config, where: str) -> None:
+    from .approvals import is_agent_name
+
+    owner = config.incidents["owner"].strip()
+    if not owner:
+        raise ConfigError(f"{where}: incidents.owner is empty; name the person (or role) "
+                          f"P0 and P1 incidents escalate to")
+    if is_agent_name(owner, config.agent_ids()):
+        raise ConfigError(f"{where}: incidents.owner '{owner}' is an agent; escalations go "
+                          f"to a person")
 
 
 def _resolve_checks(raw: dict[str, Any], where: str) -> dict[str, dict[str, Any]]:

@@ -184,3 +184,80 @@ def test_console_script_runs(tmp_path):
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == []
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("incident", "correct", "1", "2", "--by", "ann", "--at", "2026-03-02T08:00:00Z"),
+     "before the incident was detected"),
+    (("incident", "correct", "1", "1", "--by", "ann", "--at", "2026-03-02T09:30:00Z"),
+     "after the incident's first milestone"),
+    (("incident", "correct", "1", "1", "--by", " ", "--text", "x"), "--by is empty"),
+    (("incident", "show", "99999999999999999999"), "is invalid"),
+    (("incident", "retract", "99", "1", "--by", "ann", "--reason", "x"),
+     "incident INC-99 does not exist"),
+])
+def test_bad_corrections_rejected(run, args, message):
+    run("incident", "open", "--title", "x", "--by", "ann", "--at", "2026-03-02T09:00:00Z")
+    run("incident", "ack", "1", "--by", "bob", "--at", "2026-03-02T09:10:00Z")
+    before = run("incident", "timeline", "1", "--raw", "--json")[1]
+
+    code, _, err = run(*args)
+
+    assert code == 2
+    assert message in err
+    assert run("incident", "timeline", "1", "--raw", "--json")[1] == before
+
+
+def test_detection_corrected_earlier(run):
+    run("incident", "open", "--title", "x", "--by", "ann", "--at", "2026-03-02T09:00:00Z")
+    run("incident", "ack", "1", "--by", "bob", "--at", "2026-03-02T09:10:00Z")
+
+    assert run("incident", "correct", "1", "1", "--by", "ann", "--at",
+               "2026-03-02T08:50:00Z")[0] == 0
+
+    [item] = listed(run)
+    assert item["detected_at"] == "2026-03-02T08:50:00Z"
+
+
+def test_closed_incident_keeps_severity(run):
+    run("incident", "open", "--title", "x", "--by", "ann", "--at", "2026-03-02T09:00:00Z")
+    run("incident", "close", "1", "--by", "ann")
+
+    code, _, err = run("incident", "severity", "1", "P0", "--by", "ann")
+
+    assert code == 2
+    assert "INC-1 is closed" in err
+
+
+def test_close_before_resolve_keeps_resolve_time(run):
+    run("incident", "open", "--title", "x", "--by", "ann", "--at", "2026-03-02T09:00:00Z")
+    run("incident", "resolve", "1", "--by", "ann", "--at", "2026-03-02T09:30:00Z")
+    run("incident", "close", "1", "--by", "ann", "--at", "2026-03-02T09:05:00Z")
+
+    [item] = listed(run)
+    assert item["status"] == "closed"
+    assert item["resolved_at"] == "2026-03-02T09:30:00Z"
+
+
+def test_control_characters_shown_escaped(run):
+    run("incident", "open", "--title", "evil\x1b[2Jtitle\nINC-9 P0 fake", "--by", "ann",
+        "--at", "2026-03-02T09:00:00Z")
+
+    out = run("incident", "list")[1]
+
+    assert "\x1b" not in out
+    assert "evil\\x1b[2Jtitle / INC-9 P0 fake" in out
+    assert len(out.strip().splitlines()) == 2
+
+
+def test_metrics_since_with_zone(run):
+    run("incident", "open", "--title", "x", "--by", "ann", "--at", "2026-03-02T09:00:00Z")
+
+    late = json.loads(run("incident", "metrics", "--since", "2026-03-02T10:30", "--tz",
+                          "Europe/Berlin", "--json")[1])
+    early = json.loads(run("incident", "metrics", "--since", "2026-03-02T09:30", "--tz",
+                           "Europe/Berlin", "--json")[1])
+
+    # 10:30 in Berlin is 09:30 UTC, after the detection; 09:30 in Berlin is 08:30 UTC.
+    assert late[2]["count"] == 0
+    assert early[2]["count"] == 1

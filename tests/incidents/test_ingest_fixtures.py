@@ -366,3 +366,74 @@ def test_wrong_shape_names_the_field(run, tmp_path):
     assert "pd.json" in err
     assert "alerts" in err
     assert incidents(run) == []
+
+
+def test_resolve_without_start_not_measured(run):
+    run("ingest", "pagerduty", str(FIXTURES / "alerts/pagerduty/resolved_v3.json"))
+
+    code, out, _ = run("incident", "metrics", "--json")
+
+    p1 = json.loads(out)[1]
+    assert code == 0
+    assert p1["count"] == 1
+    assert p1["open"] == 0
+    # Detection was never reported, so a time to resolve would be made up.
+    assert p1["ttr_median_s"] is None
+
+
+def edited_alert(tmp_path, **fields):
+    payload = json.loads((FIXTURES / "alerts/alertmanager/zulip-single_alert.json").read_text())
+    payload["alerts"][0].update(fields)
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(payload))
+    return path
+
+
+def test_future_start_rejected(run, tmp_path):
+    path = edited_alert(tmp_path, status="firing", startsAt="2099-01-01T00:00:00Z")
+
+    code, _, err = run("ingest", "alertmanager", str(path))
+
+    assert code == 2
+    assert "is in the future" in err
+    assert incidents(run) == []
+
+
+def test_ancient_start_rejected(run, tmp_path):
+    path = edited_alert(tmp_path, status="firing", startsAt="1600-01-01T00:00:00Z")
+
+    code, _, err = run("ingest", "alertmanager", str(path))
+
+    assert code == 2
+    assert "alerts[0].startsAt '1600-01-01T00:00:00Z' is out of range" in err
+    assert incidents(run) == []
+
+
+def test_end_before_start_moved_to_start(run, tmp_path):
+    path = edited_alert(tmp_path, endsAt="2020-02-06T00:00:00Z")
+
+    assert run("ingest", "alertmanager", str(path))[0] == 0
+
+    [incident] = incidents(run)
+    assert incident["resolved_at"] == incident["detected_at"]
+    rows = json.loads(run("incident", "timeline", "1", "--json")[1])
+    assert [row for row in rows if row["kind"] == "alert_resolved"][0]["details"][
+        "end_before_start"] is True
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ('"just text"', "payload is a JSON str; expected a JSON object"),
+    ("42", "payload is a JSON int; expected a JSON object"),
+])
+def test_non_object_payload(run, tmp_path, body, message):
+    (tmp_path / "odd.json").write_text(body)
+
+    code, _, err = run("ingest", "alertmanager", str(tmp_path / "odd.json"))
+
+    assert code == 2
+    assert message in err
+
+
+def test_folder_and_double_stdin_rejected(run, tmp_path):
+    assert "is a folder" in run("ingest", "alertmanager", str(tmp_path))[2]
+    assert "more than once" in run("ingest", "alertmanager", "-", "-")[2]

@@ -179,3 +179,15 @@ def test_severity_map_merges_over_defaults(tmp_path):
     assert mapping["sev1"] == "P0"
     assert mapping["warning"] == "P3"
     assert mapping["critical"] == "P0"
+
+
+@pytest.mark.parametrize(("owner", "message"), [
+    ('""', "incidents.owner is empty"),
+    ('"coder"', "incidents.owner 'coder' is an agent"),
+])
+def test_bad_owner_rejected(tmp_path, owner, message):
+    (tmp_path / ".tinysdlc").mkdir()
+    (tmp_path / ".tinysdlc" / "config.toml").write_text(f"[incidents]\nowner = {owner}\n")
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(tmp_path)

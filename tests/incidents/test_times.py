@@ -96,3 +96,40 @@ def test_iso_uses_z_suffix():
     assert iso(dt.datetime(2026, 1, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=2)))) == \
         "2026-01-01T10:00:00Z"
     assert iso(None) is None
+
+
+def test_cli_time_in_dst_gap_rejected():
+    # Clocks in Berlin jump from 02:00 to 03:00 on 2026-03-29.
+    with pytest.raises(UsageError, match="does not exist in Europe/Berlin"):
+        parse_cli_time("2026-03-29T02:30", "Europe/Berlin")
+
+
+def test_cli_time_in_dst_fold_rejected():
+    # Clocks in Berlin go back from 03:00 to 02:00 on 2026-10-25.
+    with pytest.raises(UsageError, match="happens twice in Europe/Berlin"):
+        parse_cli_time("2026-10-25T02:30", "Europe/Berlin")
+
+
+def test_cli_date_only_hint_is_valid():
+    with pytest.raises(UsageError, match=r"e\.g\. 2026-03-01T00:00:00\+00:00"):
+        parse_cli_time("2026-03-01")
+    assert parse_cli_time("2026-03-01T00:00:00+00:00").day == 1
+
+
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00Z", "1969-12-31T23:59:59Z",
+                                   "2200-01-01T00:00:00Z"])
+def test_cli_time_out_of_range(value):
+    with pytest.raises(UsageError, match="out of range"):
+        parse_cli_time(value)
+
+
+@pytest.mark.parametrize("value", [1e30, -5, "1600-01-01T00:00:00Z", 10**40])
+def test_payload_time_out_of_range(value):
+    with pytest.raises(ValueError, match="out of range"):
+        parse_time(value)
+
+
+def test_long_value_shortened_in_error():
+    with pytest.raises(ValueError) as error:
+        parse_time("x" * 10_000)
+    assert len(str(error.value)) < 200

@@ -15,7 +15,7 @@ from ..approvals import is_agent_name
 from ..errors import UsageError
 from ..store import Store, utc_now
 from . import records
-from .derive import summarize
+from .derive import STATUS_RANK, effective, summarize
 from .escalation import escalation_row
 from .model import LOG_KINDS, SEVERITIES, ActorKind, Kind, is_stricter
 from .records import NewRow, display_id
@@ -38,6 +38,7 @@ class Actions:
              description: str = "", at: dt.datetime | None = None) -> int:
         """Open an incident by hand and return its id; P0 and P1 escalate to the owner."""
         severity = check_severity(severity)
+        _check_by(by)
         if not title.strip():
             raise UsageError("--title is empty; give the incident a short title")
         at = self._check_time(at, None)
@@ -87,8 +88,12 @@ class Actions:
                         at: dt.datetime | None = None) -> list[int]:
         """Record a new severity; a rise to P0 or P1 also records an escalation."""
         severity = check_severity(severity)
+        _check_by(by)
         with self.store.begin() as connection:
             current = _summary(connection, incident_id)
+            if current["status"] == "closed":
+                raise UsageError(f"{display_id(incident_id)} is closed; its severity can no "
+                                 f"longer change")
             at = self._check_time(at, current["detected_at"])
             old = current["severity"]
             if severity == old:
@@ -106,6 +111,7 @@ class Actions:
 
     def retract(self, incident_id: int, row_id: int, *, by: str, reason: str) -> int:
         """Withdraw a row: it stays stored, but no longer counts."""
+        _check_by(by)
         if not reason.strip():
             raise UsageError("--reason is empty; say why the row is withdrawn")
         with self.store.begin() as connection:
@@ -118,13 +124,13 @@ class Actions:
     def correct(self, incident_id: int, row_id: int, *, by: str,
                 at: dt.datetime | None = None, text: str | None = None) -> int:
         """Replace a row's time or text with a new row that supersedes it."""
+        _check_by(by)
         if at is None and text is None:
             raise UsageError("a correction needs --at, --text or both")
         with self.store.begin() as connection:
             target = self._target_row(connection, incident_id, row_id)
-            if at is not None and at > utc_now() + _FUTURE_TOLERANCE:
-                raise UsageError(f"--at {at.isoformat()} is in the future; backfill only "
-                                 f"what already happened")
+            if at is not None:
+                self._check_corrected_time(connection, incident_id, target, at)
             return records.append_row(connection, incident_id, NewRow(
                 Kind(target["kind"]), at or target["occurred_at"], target["source"],
                 actor=target["actor"], actor_kind=ActorKind(target["actor_kind"]),
@@ -132,10 +138,25 @@ class Actions:
                 details={**target["details"], "corrected_by": by}, alert_key=target["alert_key"],
                 supersedes=row_id))
 
+    def _check_corrected_time(self, connection, incident_id: int, target: dict[str, Any],
+                              at: dt.datetime) -> None:
+        """A corrected time obeys the rules of a new one: not in the future, not before
+        detection, and a detection not after any later milestone."""
+        if target["kind"] != Kind.DETECTED:
+            self._check_time(at, _summary(connection, incident_id)["detected_at"])
+            return
+        self._check_time(at, None)
+        rows = records.timeline_rows(connection, incident_id)
+        live = set(effective(pd.DataFrame(rows))["id"])
+        later = [row["occurred_at"] for row in rows if row["id"] in live
+                 and row["kind"] in STATUS_RANK and row["kind"] != Kind.DETECTED]
+        if later and at > min(later):
+            raise UsageError(f"--at {at.isoformat()} is after the incident's first milestone "
+                             f"({min(later).isoformat()}); detection comes first")
+
     def _append(self, incident_id: int, kind: Kind, by: str, text: str,
                 at: dt.datetime | None, details: dict[str, Any] | None = None) -> int:
-        if not by.strip():
-            raise UsageError("--by is empty; name the person who did this")
+        _check_by(by)
         with self.store.begin() as connection:
             current = _summary(connection, incident_id)
             at = self._check_time(at, current["detected_at"])
@@ -144,6 +165,7 @@ class Actions:
                 description=text, details=details))
 
     def _target_row(self, connection, incident_id: int, row_id: int) -> dict[str, Any]:
+        records.incident_row(connection, incident_id)
         rows = {row["id"]: row for row in records.timeline_rows(connection, incident_id)}
         if row_id not in rows:
             raise UsageError(f"row {row_id} is not in the timeline of "
@@ -172,6 +194,11 @@ class Actions:
             raise UsageError(f"--at {at.isoformat()} is before the incident was detected "
                              f"({detected.isoformat()}); correct the detection time first")
         return at
+
+
+def _check_by(name: str) -> None:
+    if not name.strip():
+        raise UsageError("--by is empty; name the person who did this")
 
 
 def check_severity(value: str) -> str:

@@ -139,7 +139,8 @@ def _add_read_commands(actions) -> None:
     metrics = actions.add_parser("metrics", help="response times and SLA breaches per "
                                  "severity")
     metrics.add_argument("--since", help="only incidents detected at or after this ISO 8601 "
-                         "time (with offset) or date")
+                         "time (with offset) or date (UTC midnight)")
+    metrics.add_argument("--tz", help="IANA zone of a --since written without offset")
     _common(metrics, json_help="print a JSON array, one object per severity")
     metrics.set_defaults(handler=_cmd_metrics)
 
@@ -192,6 +193,8 @@ def _cmd_ingest(args) -> int:
     adapter(args.format)
     config = load_config(Path(args.project))
     context = adapter_context(config)
+    if args.files.count("-") > 1:
+        raise UsageError("- (standard input) is given more than once; pass it once")
     signals = []
     for name in args.files:
         body = _read_payload(name)
@@ -211,6 +214,9 @@ def _read_payload(name: str) -> bytes:
     if name == "-":
         return sys.stdin.buffer.read()
     path = Path(name)
+    if path.is_dir():
+        raise PayloadError(f"payload file '{name}' is a folder; pass JSON files, e.g. "
+                           f"{name.rstrip('/')}/*.json")
     if not path.is_file():
         raise PayloadError(f"payload file '{name}' does not exist; pass a JSON file or - for "
                            f"standard input")
@@ -336,7 +342,7 @@ def _cmd_timeline(args) -> int:
 
 
 def _cmd_metrics(args) -> int:
-    since = _since(args.since)
+    since = _since(args.since, args.tz)
     with _opened(args) as (config, store):
         table = incident_table(store, _policy(config), now=utc_now(), since=since)
     result = severity_metrics(table)
@@ -347,16 +353,18 @@ def _cmd_metrics(args) -> int:
     return 0
 
 
-def _since(text: str | None) -> dt.datetime | None:
+def _since(text: str | None, zone: str | None) -> dt.datetime | None:
     if text is None:
+        if zone:
+            raise UsageError("--tz only applies to --since; add --since TIME or drop --tz")
         return None
-    if len(text.strip()) == 10:
+    if len(text.strip()) == 10 and not zone:
         try:
             return dt.datetime.combine(dt.date.fromisoformat(text.strip()), dt.time(), dt.UTC)
         except ValueError:
             raise UsageError(f"--since '{text}' is not a date; write YYYY-MM-DD or an ISO "
                              f"8601 time with offset") from None
-    return parse_cli_time(text, option="--since")
+    return parse_cli_time(text, zone, option="--since")
 
 
 def _cmd_postmortem(args) -> int:

@@ -45,9 +45,21 @@ def incident_table(store: Store, policy: SlaPolicy, *, now: dt.datetime,
     names = store.frame(select(incidents.c.id.label("incident_id"), incidents.c.title,
                                incidents.c.service, incidents.c.source))
     table = names.merge(table, on="incident_id", how="inner")
+    table["detected_estimated"] = table["incident_id"].isin(_estimated_detections(store))
     if since is not None:
         table = table[table["detected_at"] >= pd.Timestamp(since)]
     return table.sort_values("incident_id").reset_index(drop=True)
+
+
+def _estimated_detections(store: Store) -> list[int]:
+    """Return the incidents whose detection time is a guess: opened by a resolve or an
+    acknowledgement that carried no start time, and never corrected since."""
+    superseded = select(timeline.c.supersedes).where(timeline.c.supersedes.is_not(None))
+    query = select(timeline.c.incident_id).where(
+        timeline.c.kind == str(Kind.DETECTED),
+        timeline.c.details.contains('"detected_time_estimated": true'),
+        timeline.c.id.not_in(superseded))
+    return list(store.frame(query)["incident_id"])
 
 
 def table_from_rows(rows: pd.DataFrame, policy: SlaPolicy, *, now: dt.datetime) -> pd.DataFrame:
@@ -57,7 +69,14 @@ def table_from_rows(rows: pd.DataFrame, policy: SlaPolicy, *, now: dt.datetime) 
 
 
 def severity_metrics(table: pd.DataFrame) -> pd.DataFrame:
-    """Return per severity: count, open, TTA/TTC/TTR statistics in seconds, SLA breaches."""
+    """Return per severity: count, open, TTA/TTC/TTR statistics in seconds, SLA breaches.
+
+    Incidents whose detection time is only estimated count, but are left out of the
+    time statistics, because their durations would be made up.
+    """
+    if "detected_estimated" in table:
+        table = table.assign(detected_at=table["detected_at"].where(
+            ~table["detected_estimated"].astype(bool)))
     table = table.assign(
         tta=(table["acknowledged_at"] - table["detected_at"]).dt.total_seconds(),
         ttc=(table["contained_at"] - table["detected_at"]).dt.total_seconds(),

@@ -44,7 +44,7 @@ def parse_incident_id(text: str | int) -> int:
     value = str(text).strip()
     if value.upper().startswith("INC-"):
         value = value[4:]
-    if not value.isdigit() or int(value) == 0:
+    if not value.isdigit() or int(value) == 0 or len(value) > 18:
         raise UsageError(f"incident id '{text}' is invalid; write it like INC-7 or 7")
     return int(value)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 from collections import Counter
 from typing import Any
 
@@ -16,6 +17,10 @@ from .engine import Outcome
 from .records import display_id
 from .times import load_zone
 from .view import summary_fields
+
+# Control characters from payloads (escape sequences, carriage returns) would let a webhook
+# sender rewrite the terminal; they are shown as \xNN instead.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 LIST_FIELDS = ("id", "title", "service", "severity", "status", "detected_at",
                "acknowledged_at", "contained_at", "resolved_at")
@@ -31,8 +36,8 @@ def print_outcomes(outcomes: list[Outcome], *, as_json: bool) -> None:
         target = display_id(outcome.incident_id) if outcome.incident_id else "-"
         added = f": {', '.join(outcome.kinds)}" if outcome.kinds else ""
         reason = f" ({outcome.reason})" if outcome.reason else ""
-        print(scrub(f"{target:<8} {outcome.action:<9} {signal.source} {signal.event} "
-                    f"{signal.title or signal.alert_key or signal.incident_key}{added}{reason}"))
+        print(safe(f"{target:<8} {outcome.action:<9} {signal.source} {signal.event} "
+                   f"{signal.title or signal.alert_key or signal.incident_key}{added}{reason}"))
     counts = Counter(outcome.action for outcome in outcomes)
     parts = ", ".join(f"{counts[name]} {name}" for name in
                       ("created", "updated", "reopened", "unchanged", "ignored") if counts[name])
@@ -57,13 +62,13 @@ def print_detail_line(detail: dict[str, Any], what: str, *, as_json: bool) -> No
     if as_json:
         print(json.dumps(scrub_data(detail), indent=2))
         return
-    print(scrub(f"{detail['id']} {what}: {detail['title']} [{detail['severity']}, "
-                f"{detail['status']}]"))
+    print(safe(f"{detail['id']} {what}: {detail['title']} [{detail['severity']}, "
+               f"{detail['status']}]"))
 
 
 def print_detail(detail: dict[str, Any], rows: list[dict[str, Any]], zone: str) -> None:
-    print(scrub(f"{detail['id']}  {detail['title']}"))
-    print(f"  service   {detail['service'] or '-'}    source {detail['source']}")
+    print(safe(f"{detail['id']}  {detail['title']}"))
+    print(safe(f"  service   {detail['service'] or '-'}    source {detail['source']}"))
     print(f"  severity  {detail['severity']}    status {detail['status']}")
     for name in ("detected_at", "acknowledged_at", "contained_at", "resolved_at",
                  "verified_at", "closed_at"):
@@ -81,11 +86,9 @@ def print_timeline(label: str, rows: list[dict[str, Any]], zone: str) -> None:
     for row in rows:
         severity = f" [{row['severity']}]" if row.get("severity") else ""
         count = f" x{row['details']['count']}" if row["kind"] == "flapping" else ""
-        text = " / ".join(part.strip() for part in row["description"].splitlines()
-                          if part.strip())
         line = (f"  {row['id']:>6}  {_local(row['occurred_at'], zone)}  {row['kind']:<14}"
-                f"{count}{severity} {row['actor'] or row['source']}: {text}")
-        print(scrub(line))
+                f"{count}{severity} {row['actor'] or row['source']}: {row['description']}")
+        print(safe(line))
 
 
 def list_items(table: pd.DataFrame) -> list[dict[str, Any]]:
@@ -110,9 +113,9 @@ def print_list(items: list[dict[str, Any]], table: pd.DataFrame, zone: str) -> N
     for item in items:
         ack = targets.at[item["id"], "acknowledge_sla"] or "-"
         resolve = targets.at[item["id"], "resolve_sla"] or "-"
-        print(scrub(f"{item['id']:<8} {item['severity'] or '-':<4} {item['status']:<13} "
-                    f"{_local(item['detected_at'], zone):<25} {ack:<9} {resolve:<11} "
-                    f"{item['title']}"))
+        print(safe(f"{item['id']:<8} {item['severity'] or '-':<4} {item['status']:<13} "
+                   f"{_local(item['detected_at'], zone):<25} {ack:<9} {resolve:<11} "
+                   f"{item['title']}"))
 
 
 def metrics_items(result: pd.DataFrame) -> list[dict[str, Any]]:
@@ -135,6 +138,12 @@ def print_metrics(result: pd.DataFrame, since: dt.datetime | None) -> None:
         print(f"{record['severity']:<4} {record['count']:>5} {record['open']:>5} "
               + " ".join(f"{value:>8}" for value in minutes)
               + f" {record['sla_breaches']:>13}")
+
+
+def safe(text: str) -> str:
+    """Return ``text`` redacted, on one line, with control characters made visible."""
+    flat = " / ".join(part.strip() for part in str(text).splitlines() if part.strip())
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", scrub(flat))
 
 
 def _json_number(value: Any) -> Any:

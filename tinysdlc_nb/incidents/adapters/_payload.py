@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...errors import PayloadError
-from ..times import parse_time
+from ..times import is_zero_time, parse_time
 
 
 def require_object(payload: Any, fmt: str) -> dict[str, Any]:
@@ -73,15 +73,20 @@ def read_time(value: Any, fmt: str, path: str) -> dt.datetime | None:
     """Parse a payload time to UTC, or return None when it is empty, null or Go's zero time."""
     try:
         return parse_time(value)
-    except ValueError:
-        raise PayloadError(f"{fmt} payload: {path} {value!r} is not a valid time; expected "
+    except ValueError as error:
+        shown = repr(value) if len(repr(value)) <= 60 else f"{repr(value)[:57]}..."
+        if "out of range" in str(error):
+            raise PayloadError(f"{fmt} payload: {path} {shown} is out of range; expected a "
+                               f"time between 1970 and 2199") from None
+        raise PayloadError(f"{fmt} payload: {path} {shown} is not a valid time; expected "
                            f"RFC 3339 with a UTC offset or a Unix epoch") from None
 
 
 def require_time(value: Any, fmt: str, path: str) -> dt.datetime:
     parsed = read_time(value, fmt, path)
     if parsed is None:
-        raise PayloadError(f"{fmt} payload: {path} is missing; expected RFC 3339 with a UTC "
+        state = "the zero time 0001-01-01" if is_zero_time(value) else "missing"
+        raise PayloadError(f"{fmt} payload: {path} is {state}; expected RFC 3339 with a UTC "
                            f"offset or a Unix epoch")
     return parsed
 
