@@ -63,7 +63,7 @@ def _checked(signal: Signal, context: AdapterContext, where: str) -> Signal:
     its start would make response times negative, so it is set to the start and flagged.
     """
     latest = context.received_at + FUTURE_TOLERANCE
-    for name, moment in (("occurred_at", signal.occurred_at), ("started_at", signal.started_at)):
+    for moment in (signal.occurred_at, signal.started_at):
         if moment is not None and moment > latest:
             raise PayloadError(f"{where}: {signal.title or signal.incident_key}: time "
                                f"{moment.isoformat()} is in the future; check the sender's "
