@@ -47,7 +47,7 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     is open again. ``summarize_rows`` applies the same rules to one incident's rows.
     """
     rows = effective(frame).sort_values(["incident_id", "occurred_at", "id"])
-    ids = pd.Index(rows["incident_id"].unique(), name="incident_id")
+    ids = pd.Index(frame["incident_id"].unique(), name="incident_id")
     summary = pd.DataFrame(index=ids)
 
     moves_status = rows["kind"].isin([str(kind) for kind in STATUS_RANK]) & ~(
