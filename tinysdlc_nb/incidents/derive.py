@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from .model import Kind
+from .model import SEVERITIES, Kind
 
 # Rank of each status-moving kind. A reset kind starts a new episode of the incident; the
 # highest rank reached in the newest episode is its status.
@@ -62,9 +62,12 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     summary["status"] = summary["status_rank"].map(dict(enumerate(STATUS_NAMES)))
 
     with_severity = rows[rows["severity"].notna()]
-    by_incident = with_severity.groupby("incident_id")["severity"]
-    summary["severity"] = by_incident.last().reindex(ids)
-    summary["max_severity"] = by_incident.min().reindex(ids)
+    summary["severity"] = with_severity.groupby("incident_id")["severity"].last().reindex(ids)
+    # A string minimum would run in Python per group; the rank of each severity does not.
+    rank_of = {severity: rank for rank, severity in enumerate(SEVERITIES)}
+    ranks = with_severity["severity"].map(rank_of)
+    highest = ranks.groupby(with_severity["incident_id"]).min()
+    summary["max_severity"] = highest.map(dict(enumerate(SEVERITIES))).reindex(ids)
 
     summary["detected_at"] = _first(rows, rows["kind"] == str(Kind.DETECTED), ids)
     human_ack = (rows["kind"] == str(Kind.ACKNOWLEDGED)) & (rows["actor_kind"] == "human")

@@ -80,17 +80,15 @@ def evaluate(summary: pd.DataFrame, changes: pd.DataFrame, policy: SlaPolicy,
 
     ``changes`` is the severity history (``derive.severity_changes``). Incidents whose
     severity never changed are computed column-wise; the few with changes walk their
-    history one change at a time.
+    history one change at a time, over plain Python values.
     """
     summary = summary.copy()
     first_severity = changes.groupby("incident_id")["severity"].first()
     initial = summary["incident_id"].map(first_severity).fillna(summary["severity"])
-    counts = changes.groupby("incident_id").size()
-    changed_ids = set(counts[counts > 1].index)
-    changed = summary["incident_id"].isin(changed_ids)
-    history = {key: list(zip(group["occurred_at"], group["severity"], strict=True))
-               for key, group in changes[changes["incident_id"].isin(changed_ids)]
-               .groupby("incident_id")}
+    history = _histories(changes)
+    positions = np.flatnonzero(summary["incident_id"].isin(list(history)).to_numpy())
+    changed_ids = summary["incident_id"].to_numpy()[positions]
+    detected = summary["detected_at"].iloc[positions].tolist()
 
     for name, milestone in TARGETS.items():
         met_at = summary[milestone]
@@ -98,16 +96,29 @@ def evaluate(summary: pd.DataFrame, changes: pd.DataFrame, policy: SlaPolicy,
             # An incident that ended before anyone acknowledged it needed no response.
             met_at = met_at.fillna(summary["resolved_at"])
         due = policy.deadlines(initial, name, summary["detected_at"])
-        breached_early = pd.Series(False, index=summary.index)
-        for index in summary.index[changed]:
-            row = summary.loc[index]
-            due.loc[index], breached_early.loc[index] = _walk(
-                history[row["incident_id"]], row["detected_at"], met_at.loc[index], name,
-                policy)
+        breached_early = np.zeros(len(summary), dtype=bool)
+        walked = [_walk(history[key], start, met, name, policy) for key, start, met
+                  in zip(changed_ids, detected, met_at.iloc[positions].tolist(), strict=True)]
+        if walked:
+            due.iloc[positions] = pd.to_datetime([value for value, _ in walked], utc=True)
+            breached_early[positions] = [breached for _, breached in walked]
         summary[f"{name}_due"] = due
         summary[f"{name}_sla"] = _status(summary["detected_at"], due, met_at,
-                                         breached_early, policy.at_risk_fraction, now)
+                                         pd.Series(breached_early, index=summary.index),
+                                         policy.at_risk_fraction, now)
     return summary
+
+
+def _histories(changes: pd.DataFrame) -> dict[int, list[tuple[pd.Timestamp, str]]]:
+    """Return the severity history of every incident whose severity changed at least once."""
+    counts = changes["incident_id"].value_counts()
+    several = changes[changes["incident_id"].isin(counts.index[counts > 1])]
+    history: dict[int, list[tuple[pd.Timestamp, str]]] = {}
+    for key, at, severity in zip(several["incident_id"].tolist(),
+                                 several["occurred_at"].tolist(),
+                                 several["severity"].tolist(), strict=True):
+        history.setdefault(key, []).append((at, severity))
+    return history
 
 
 def _walk(history: list[tuple[pd.Timestamp, str]], detected: pd.Timestamp,
