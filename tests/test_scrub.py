@@ -209,3 +209,15 @@ def test_shortened_token_redacted(shortened):
     text = f"AssertionError: assert '{shortened}' == 'expected'"
     assert "..." not in scrub(text).replace("[REDACTED", "")
     assert "REDACTED:shortened token" in scrub(text)
+
+
+@pytest.mark.parametrize("prefix", ["svc-", "x_", "deploy-token-"])
+def test_prefixed_tokens_glued_to_names(prefix):
+    github = "ghp_" + "a1B2" * 9
+    aws = "AKIA" + "ABCDEFGHIJKLMNOP"
+
+    text = scrub(f"{prefix}{github} {prefix}{aws}")
+
+    assert github not in text
+    assert aws not in text
+    assert text.startswith(prefix)

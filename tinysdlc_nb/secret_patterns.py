@@ -23,6 +23,9 @@ from urllib.parse import unquote
 ALLOW_MARKER = "pragma: allowlist secret"
 
 _TOKEN_CHARS = frozenset(string.ascii_letters + string.digits + "_-")
+# Tokens with a vendor prefix (ghp_, xoxb-, AKIA) are often glued to a name with - or _
+# ("deploy-ghp_..."); only a letter or digit before the prefix makes them part of a word.
+_ALNUM = frozenset(string.ascii_letters + string.digits)
 
 # The same comment forms detect-secrets 1.5 accepts before its marker.
 _COMMENT = r"(?:#|//|/\*|--|<!--|')"
@@ -162,6 +165,7 @@ PATTERNS: tuple[SecretPattern, ...] = (
         "aws-access-key-id", "AWS access key id",
         re.compile(r"(?P<secret>(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16})(?![A-Za-z0-9])"),
         ("AKIA", "ASIA", "ABIA", "ACCA", "A3T"),
+        not_after=_ALNUM,
     ),
     SecretPattern(
         "aws-secret-access-key", "AWS secret access key",
@@ -177,6 +181,7 @@ PATTERNS: tuple[SecretPattern, ...] = (
         re.compile(r"(?P<secret>gh[pousr]_[A-Za-z0-9]{36,251}"
                    r"|github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59,})(?![A-Za-z0-9_])"),
         ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+        not_after=_ALNUM,
     ),
     SecretPattern(
         "gitlab-token", "GitLab token",
@@ -193,6 +198,7 @@ PATTERNS: tuple[SecretPattern, ...] = (
                    r"(?![A-Za-z0-9-])"),
         ("xox", "xapp-"),
         _long_enough(24),
+        not_after=_ALNUM,
     ),
     SecretPattern(
         "slack-webhook", "Slack webhook URL",

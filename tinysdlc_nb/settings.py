@@ -35,7 +35,8 @@ class Setting:
             value = float(value)
         if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
             raise ConfigError(
-                f"{where}: {self.key} = {value!r} is invalid; expected a {_TYPE_NAMES[expected]}"
+                f"{where}: {self.key} = {value!r} is invalid; expected "
+                f"{_article(_TYPE_NAMES[expected])} {_TYPE_NAMES[expected]}"
             )
         if self.choices is not None and value not in self.choices:
             allowed = ", ".join(str(choice) for choice in self.choices)
@@ -70,6 +71,10 @@ class Section:
                 )
             values[key] = declared[key].coerce(value, where)
         return values
+
+
+def _article(noun: str) -> str:
+    return "an" if noun[0] in "aeiou" else "a"
 
 
 def _copy(value: Any) -> Any:

@@ -162,7 +162,7 @@ def test_p1_opening_escalates_to_owner(ingest):
     assert outcome.kinds == ["detected", "escalated"]
     row = incident_rows(ingest.store, 1)[1]
     assert row["details"]["to"] == "dana"
-    assert row["description"] == "P1 incident escalated to dana"
+    assert row["description"].startswith("P1 incident: escalation to dana recorded")
 
 
 def pager(event: Event, at_minute: float, event_id: str, **extra) -> Signal:

@@ -175,7 +175,7 @@ def test_text_output_readable(run):
 
     assert code == 0
     assert "INC-1  Queue backlog" in out
-    assert "P1 incident escalated to SE4H" in out
+    assert "P1 incident: escalation to SE4H recorded" in out
     assert "SLA acknowledge" in out
 
 
@@ -261,3 +261,37 @@ def test_metrics_since_with_zone(run):
     # 10:30 in Berlin is 09:30 UTC, after the detection; 09:30 in Berlin is 08:30 UTC.
     assert late[2]["count"] == 0
     assert early[2]["count"] == 1
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("incident", "ack", "1", "--by", "bob", "--at", "2026-03-02T12:00:00Z"),
+     "INC-1 is already resolved"),
+    (("incident", "resolve", "1", "--by", "bob"), "INC-1 is already resolved"),
+    (("incident", "retract", "1", "1", "--by", "bob", "--reason", "false alarm"),
+     "cannot be withdrawn"),
+])
+def test_resolved_incident_rejects_repeats(run, args, message):
+    run("incident", "open", "--title", "x", "--severity", "P1", "--by", "ann", "--at",
+        "2026-03-02T10:00:00Z")
+    run("incident", "resolve", "1", "--by", "bob", "--at", "2026-03-02T10:30:00Z")
+
+    code, _, err = run(*args)
+
+    assert code == 2
+    assert message in err
+
+
+def test_backfilled_severity_uses_severity_at_that_time(run):
+    run("incident", "open", "--title", "x", "--severity", "P2", "--by", "ann", "--at",
+        "2026-03-02T10:00:00Z")
+    run("incident", "severity", "1", "P0", "--by", "ann", "--at", "2026-03-02T11:00:00Z")
+
+    code, _, err = run("incident", "severity", "1", "P1", "--by", "ann", "--at",
+                       "2026-03-02T10:30:00Z")
+
+    assert code == 0, err
+    rows = json.loads(run("incident", "timeline", "1", "--json")[1])
+    backfilled = [row for row in rows if row["occurred_at"] == "2026-03-02T10:30:00Z"]
+    assert [row["kind"] for row in backfilled] == ["severity", "escalated"]
+    assert backfilled[0]["details"] == {"from": "P2", "to": "P1"}
+    assert listed(run)[0]["severity"] == "P0"

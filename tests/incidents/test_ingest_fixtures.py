@@ -437,3 +437,17 @@ def test_non_object_payload(run, tmp_path, body, message):
 def test_folder_and_double_stdin_rejected(run, tmp_path):
     assert "is a folder" in run("ingest", "alertmanager", str(tmp_path))[2]
     assert "more than once" in run("ingest", "alertmanager", "-", "-")[2]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ('{"alerts": [{"startsAt": NaN}]}', "strict JSON has no NaN"),
+    ("[" * 5000 + "]" * 5000, "nested too deeply"),
+])
+def test_strict_json_only(run, tmp_path, body, message):
+    (tmp_path / "odd.json").write_text(body)
+
+    code, _, err = run("ingest", "alertmanager", str(tmp_path / "odd.json"))
+
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err

@@ -191,3 +191,21 @@ def test_bad_owner_rejected(tmp_path, owner, message):
 
     with pytest.raises(ConfigError, match=message):
         load_config(tmp_path)
+
+
+@pytest.mark.parametrize("value", ["0m", "99999999999w"])
+def test_target_out_of_range(tmp_path, value):
+    (tmp_path / ".tinysdlc").mkdir()
+    (tmp_path / ".tinysdlc" / "config.toml").write_text(f'[sla]\np1_resolve = "{value}"\n')
+
+    with pytest.raises(ConfigError, match="out of range"):
+        load_config(tmp_path)
+
+
+def test_due_after_breach_stays_missed_deadline(actions):
+    incident = actions.open(title="x", by="ann", severity="P1", at=T0)
+    actions.change_severity(incident, "P2", by="ann", at=minutes(90))
+    actions.acknowledge(incident, by="bob", at=minutes(120))
+
+    assert ack_sla(actions, incident, 121) == {"due": "2026-03-02T10:00:00Z",
+                                               "status": "breached"}

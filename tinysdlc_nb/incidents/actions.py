@@ -17,7 +17,7 @@ from ..store import Store, utc_now
 from . import records
 from .derive import STATUS_RANK, effective, summarize
 from .escalation import escalation_row
-from .model import LOG_KINDS, SEVERITIES, ActorKind, Kind, is_stricter
+from .model import DONE_STATUSES, LOG_KINDS, SEVERITIES, ActorKind, Kind, is_stricter
 from .records import NewRow, display_id
 
 SOURCE = "cli"
@@ -55,16 +55,19 @@ class Actions:
 
     def acknowledge(self, incident_id: int, *, by: str, note: str = "",
                     at: dt.datetime | None = None) -> int:
+        """Record an acknowledgement; an incident already resolved needs none."""
         return self._append(incident_id, Kind.ACKNOWLEDGED, by, note or f"acknowledged by {by}",
-                            at)
+                            at, refuse_when=DONE_STATUSES)
 
     def resolve(self, incident_id: int, *, by: str, note: str = "",
                 at: dt.datetime | None = None) -> int:
-        return self._append(incident_id, Kind.RESOLVED, by, note or f"resolved by {by}", at)
+        return self._append(incident_id, Kind.RESOLVED, by, note or f"resolved by {by}", at,
+                            refuse_when=DONE_STATUSES)
 
     def close(self, incident_id: int, *, by: str, note: str = "",
               at: dt.datetime | None = None) -> int:
-        return self._append(incident_id, Kind.CLOSED, by, note or f"closed by {by}", at)
+        return self._append(incident_id, Kind.CLOSED, by, note or f"closed by {by}", at,
+                            refuse_when=("closed",))
 
     def log(self, incident_id: int, text: str, *, by: str, kind: str = "note",
             owner: str | None = None, due: dt.date | None = None,
@@ -95,17 +98,17 @@ class Actions:
                 raise UsageError(f"{display_id(incident_id)} is closed; its severity can no "
                                  f"longer change")
             at = self._check_time(at, current["detected_at"])
-            old = current["severity"]
+            old = _severity_at(records.timeline_rows(connection, incident_id), at)
             if severity == old:
-                raise UsageError(f"{display_id(incident_id)} is already {severity}; nothing "
-                                 f"to change")
+                raise UsageError(f"{display_id(incident_id)} was already {severity} at "
+                                 f"{at.isoformat()}; nothing to change")
             description = f"severity {old} -> {severity}" + (f": {reason}" if reason else "")
             ids = [records.append_row(connection, incident_id, NewRow(
                 Kind.SEVERITY, at, self.source, actor=by, actor_kind=self._actor_kind(by),
                 severity=severity, description=description,
                 details={"from": old, "to": severity}))]
             escalation = escalation_row(old, severity, at, self.owner)
-            if escalation is not None and is_stricter(severity, old):
+            if escalation is not None and (old is None or is_stricter(severity, old)):
                 ids.append(records.append_row(connection, incident_id, escalation))
         return ids
 
@@ -116,6 +119,11 @@ class Actions:
             raise UsageError("--reason is empty; say why the row is withdrawn")
         with self.store.begin() as connection:
             target = self._target_row(connection, incident_id, row_id)
+            if target["kind"] == Kind.DETECTED:
+                raise UsageError(f"row {row_id} is the detection of "
+                                 f"{display_id(incident_id)} and cannot be withdrawn; fix its "
+                                 f"time with `incident correct` or close a false alarm with "
+                                 f"`incident close`")
             return records.append_row(connection, incident_id, NewRow(
                 Kind.RETRACTION, utc_now(), self.source, actor=by,
                 actor_kind=self._actor_kind(by), description=reason,
@@ -155,10 +163,14 @@ class Actions:
                              f"({min(later).isoformat()}); detection comes first")
 
     def _append(self, incident_id: int, kind: Kind, by: str, text: str,
-                at: dt.datetime | None, details: dict[str, Any] | None = None) -> int:
+                at: dt.datetime | None, details: dict[str, Any] | None = None,
+                refuse_when: tuple[str, ...] = ()) -> int:
         _check_by(by)
         with self.store.begin() as connection:
             current = _summary(connection, incident_id)
+            if current["status"] in refuse_when:
+                raise UsageError(f"{display_id(incident_id)} is already {current['status']}; "
+                                 f"a {kind} row would change nothing")
             at = self._check_time(at, current["detected_at"])
             return records.append_row(connection, incident_id, NewRow(
                 kind, at, self.source, actor=by, actor_kind=self._actor_kind(by),
@@ -194,6 +206,16 @@ class Actions:
             raise UsageError(f"--at {at.isoformat()} is before the incident was detected "
                              f"({detected.isoformat()}); correct the detection time first")
         return at
+
+
+def _severity_at(rows: list[dict[str, Any]], at: dt.datetime) -> str | None:
+    """Return the severity in effect at ``at``: the newest effective severity before it."""
+    live = set(effective(pd.DataFrame(rows))["id"])
+    severity = None
+    for row in sorted(rows, key=lambda item: (item["occurred_at"], item["id"])):
+        if row["id"] in live and row["severity"] is not None and row["occurred_at"] <= at:
+            severity = row["severity"]
+    return severity
 
 
 def _check_by(name: str) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ from .model import ActorKind, Event, Kind, Signal, is_stricter
 from .records import NewRow
 
 log = logging.getLogger(__name__)
+RETRIES = 5
 
 _EVENT_KIND = {
     Event.ACKNOWLEDGED: Kind.ACKNOWLEDGED,
@@ -74,20 +76,22 @@ def apply_signals(store: Store, signals: Iterable[Signal],
                   settings: EngineSettings) -> list[Outcome]:
     """Apply ``signals`` in one transaction and return one outcome per signal.
 
-    Two writers racing on the same dedup key (two ``serve`` processes on a shared
-    PostgreSQL store) make one transaction fail on the unique key; it is retried once and
-    then sees the other's rows.
+    Two writers racing on the same dedup key (``ingest`` while ``serve`` runs, or two
+    servers on a shared PostgreSQL store) make one transaction fail on the unique key; it
+    is retried and then sees the other's rows as already recorded.
     """
     signals = list(signals)
-    for attempt in (1, 2):
+    for attempt in range(1, RETRIES + 1):
         try:
             with store.begin() as connection:
                 session = _Session(connection, settings)
                 return [session.apply(signal) for signal in signals]
         except IntegrityError:
-            if attempt == 2:
+            if attempt == RETRIES:
                 raise
-            log.info("a concurrent writer stored the same signals; retrying once")
+            log.info("a concurrent writer stored some of the same signals; retrying "
+                     "(attempt %d of %d)", attempt + 1, RETRIES)
+            time.sleep(0.05 * attempt)
     return []
 
 

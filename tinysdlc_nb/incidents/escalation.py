@@ -24,6 +24,8 @@ def escalation_row(old: str | None, new: str, at: dt.datetime, owner: str) -> Ne
         return None
     return NewRow(
         Kind.ESCALATED, at, ESCALATION_SOURCE, actor=ESCALATION_SOURCE,
-        actor_kind=ActorKind.SYSTEM, description=f"{new} incident escalated to {owner}",
+        actor_kind=ActorKind.SYSTEM,
+        description=f"{new} incident: escalation to {owner} recorded, not sent (no team "
+                    f"messaging is set up)",
         details={"to": owner, "severity": new, "from_severity": old, "delivered": False},
     )

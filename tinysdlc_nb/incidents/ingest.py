@@ -31,10 +31,19 @@ def adapter_context(config: Config, received_at: dt.datetime | None = None) -> A
 def decode(body: bytes | str, where: str) -> Any:
     """Parse a payload's JSON; raise PayloadError naming ``where`` when it is not JSON."""
     try:
-        return json.loads(body)
+        return json.loads(body, parse_constant=_reject_constant)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise PayloadError(f"{where}: invalid JSON ({error}); send the payload as the "
                            f"tool posts it") from None
+    except RecursionError:
+        raise PayloadError(f"{where}: invalid JSON (nested too deeply); no alerting tool "
+                           f"sends such a payload") from None
+    except ValueError as error:
+        raise PayloadError(f"{where}: invalid JSON ({error})") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value; strict JSON has no NaN or Infinity")
 
 
 def signals_of(fmt: str, payload: Any, context: AdapterContext, where: str) -> list[Signal]:

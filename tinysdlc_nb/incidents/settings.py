@@ -31,6 +31,7 @@ INCIDENTS_SECTION = Section("incidents", (
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 NEXT_SPRINT = "next-sprint"
+MAX_TARGET_S = 10 * 366 * 86400
 
 SLA_SECTION = Section("sla", (
     Setting("p0_acknowledge", str, "5m", "Time to acknowledge a P0 ('immediate').",
@@ -63,7 +64,11 @@ def parse_duration(text: str, where: str) -> float | None:
     if not match:
         raise ConfigError(f"{where}: duration '{text}' is invalid; write a number with s, m, "
                           f"h, d or w (such as 30m or 4h), or next-sprint")
-    return float(match[1]) * _UNIT_SECONDS[match[2]]
+    seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
+    if not 0 < seconds <= MAX_TARGET_S:
+        raise ConfigError(f"{where}: duration '{text}' is out of range; a target is more than "
+                          f"0 and at most 10 years")
+    return seconds
 
 
 def validate_incidents(values: dict[str, Any], where: str) -> dict[str, Any]:

@@ -136,7 +136,8 @@ def _walk(history: list[tuple[pd.Timestamp, str]], detected: pd.Timestamp,
         if is_stricter(severity, current):
             new_due = policy.deadline(severity, name, at.to_pydatetime())
             due = new_due if due is None or (new_due is not None and new_due < due) else due
-        elif severity != current:
+        elif severity != current and not breached:
+            # After a breach the missed deadline stays the one shown.
             looser = policy.deadline(severity, name, detected.to_pydatetime())
             due = looser if due is None or looser is None else max(due, looser)
         current = severity
