@@ -319,3 +319,11 @@ def test_unreadable_run_start_rejected():
     with pytest.raises(PayloadError, match="workflow_run.run_started_at '5 October 2020' is "
                                            "not a valid time"):
         github.parse(payload, CONTEXT)
+
+
+@pytest.mark.parametrize("payload", [
+    {"zen": "Keep it logically awesome.", "hook_id": 1, "hook": {"type": "Repository"}},
+    {"ref": "refs/heads/main", "repository": {"full_name": "o/r"}, "sender": {"login": "a"}},
+])
+def test_ping_and_other_events_ignored(payload):
+    assert github.parse(payload, CONTEXT) == []

@@ -424,3 +424,23 @@ def test_postmortem_cell_timeout_fails(project, monkeypatch):
     folder = project.home / "reports" / "postmortems" / f"INC-{incident_id}"
     assert (folder / f"postmortem-INC-{incident_id}.html").is_file()
     assert (folder / f"postmortem-INC-{incident_id}.ipynb").is_file()
+
+
+class ShapelessServer(MessagesServer):
+    """Answers 200 with a body that is not a Messages API message."""
+
+    def response(self, request: dict) -> tuple[int, dict]:
+        return 200, {"id": "msg_odd", "type": "message", "role": "assistant"}
+
+
+def test_shapeless_reply_becomes_failure(project, monkeypatch):
+    incident_id = ingest_incident(project, monkeypatch)
+    report = report_of(project, incident_id)
+
+    with ShapelessServer() as server:
+        use_server(monkeypatch, server)
+        drafts = drafting.draft_missing(report)
+
+    assert drafts["trigger"].text == ""
+    assert drafts["trigger"].failure.startswith("the API reply was invalid")
+    assert "Not written yet" in postmortem_html.section(report, "trigger", drafts)

@@ -33,6 +33,7 @@ TIMEOUT_ENV = "TINYSDLC_NB_ANTHROPIC_TIMEOUT_S"
 # The alias of Claude Sonnet 4.5 in Anthropic's model overview; override with MODEL_ENV.
 DEFAULT_MODEL = "claude-sonnet-4-5"
 DEFAULT_TIMEOUT_S = 60.0
+MAX_TIMEOUT_S = 3600.0
 MAX_RETRIES = 2
 MAX_TOKENS = 700
 MAX_WORDS = 150
@@ -90,9 +91,10 @@ class DraftSettings:
             timeout_s = float(text) if text else DEFAULT_TIMEOUT_S
         except ValueError:
             timeout_s = 0.0
-        if not timeout_s > 0:
+        if not 0 < timeout_s <= MAX_TIMEOUT_S:
             raise ConfigError(f"{TIMEOUT_ENV}='{text}' is invalid; set a number of seconds "
-                              f"above 0, or unset it for {DEFAULT_TIMEOUT_S:g}")
+                              f"above 0 and at most {MAX_TIMEOUT_S:g}, or unset it for "
+                              f"{DEFAULT_TIMEOUT_S:g}")
         return cls(api_key, model, timeout_s)
 
 
@@ -130,7 +132,10 @@ def draft_missing(report: Postmortem, settings: DraftSettings | None = None) -> 
 
             try:
                 drafts[kind] = _request_draft(client, settings, kind, facts)
-            except anthropic.APIError as error:
+            except (anthropic.APIError, ValueError, TypeError, AttributeError,
+                    KeyError) as error:
+                # A reply that is not the Messages API's shape (non-JSON, no content)
+                # fails like an HTTP error: the section is left for a person.
                 failure = describe_failure(error, settings)
                 log.warning("drafting the %s section of %s failed: %s", kind, report.label,
                             failure)
@@ -187,7 +192,7 @@ def incident_facts(report: Postmortem) -> str:
     return scrub(text)
 
 
-def describe_failure(error: anthropic.APIError, settings: DraftSettings) -> str:
+def describe_failure(error: Exception, settings: DraftSettings) -> str:
     """Return a redacted one-line reason for a failed request."""
     if isinstance(error, anthropic.APITimeoutError):
         reason = f"the request timed out after {settings.timeout_s:g} s"
@@ -196,7 +201,7 @@ def describe_failure(error: anthropic.APIError, settings: DraftSettings) -> str:
     elif isinstance(error, anthropic.APIStatusError):
         reason = f"the API returned HTTP {error.status_code} ({error.message})"
     else:
-        reason = f"the API reply was invalid ({error})"
+        reason = f"the API reply was invalid ({type(error).__name__}: {error})"
     return scrub(" ".join(reason.split()))[:MAX_FAILURE_CHARS]
 
 

@@ -75,7 +75,9 @@ def detection(report: Postmortem) -> str:
                  ("Alert text", found.first_alert),
                  ("Distinct alerts", str(found.alert_count))]
     else:
-        rows.append(("First alert", "none; the incident was opened by hand"))
+        opened = ("none; the incident was opened by hand" if found.source == "cli"
+                  else f"none; {found.source} reported the incident without a member alert")
+        rows.append(("First alert", opened))
     return "<h2>Detection</h2>" + table(("Field", "Value"),
                                         [(escaped(name), escaped(value)) for name, value in rows])
 

@@ -45,6 +45,10 @@ def parse(payload: Any, context: AdapterContext) -> list[Signal]:
     for key, parser in parsers:
         if isinstance(body.get(key), dict):
             return parser(body, context)
+    if "zen" in body or "hook_id" in body or ("repository" in body and "sender" in body):
+        # GitHub's ping when a webhook is created, or another event (push, issues) the
+        # hook was also set up for: nothing to record, and not an error.
+        return []
     raise PayloadError(f"{NAME} payload: none of {', '.join(key for key, _ in parsers)} is "
                        f"present; expected the body of one of those webhook events")
 
