@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tinysdlc_nb.cli import main
 from tinysdlc_nb.incidents.engine import EngineSettings, apply_signals
 from tinysdlc_nb.incidents.model import Event, Signal
 
@@ -42,3 +43,15 @@ def ingest(sqlite_store):
 
     apply.store = sqlite_store
     return apply
+
+
+@pytest.fixture
+def run(tmp_path, capsys):
+    """Run the CLI in this process on a project in tmp_path; return (exit code, out, err)."""
+
+    def invoke(*args: str):
+        code = main([*args, "--project", str(tmp_path)])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return invoke

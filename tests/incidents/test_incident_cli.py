@@ -8,20 +8,6 @@ import json
 import pytest
 from gate_projects import cli
 
-from tinysdlc_nb.cli import main
-
-
-@pytest.fixture
-def run(tmp_path, capsys):
-    """Run the CLI in this process on a project in tmp_path; return (exit code, out, err)."""
-
-    def invoke(*args: str):
-        code = main([*args, "--project", str(tmp_path)])
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return invoke
-
 
 def listed(run):
     code, out, _ = run("incident", "list", "--json")

@@ -11,8 +11,6 @@ import shutil
 import pytest
 from conftest import FIXTURES
 
-from tinysdlc_nb.cli import main
-
 FORMAT_OF_FOLDER = {
     "alertmanager": "alertmanager",
     "grafana": "grafana",
@@ -202,16 +200,6 @@ EXPECTED = [
 def format_of(relative: str) -> str:
     parts = relative.split("/")
     return "github" if parts[0] == "ci" else FORMAT_OF_FOLDER[parts[1]]
-
-
-@pytest.fixture
-def run(tmp_path, capsys):
-    def invoke(*args: str):
-        code = main([*args, "--project", str(tmp_path)])
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return invoke
 
 
 def incidents(run):

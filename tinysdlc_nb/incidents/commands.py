@@ -243,63 +243,66 @@ def _cmd_open(args) -> int:
     return 0
 
 
-def _cmd_milestone(args) -> int:
+def _act(args, action) -> int:
+    """Run ``action(actions, incident_id) -> sentence`` on the incident named by ``args.id``
+    and print the incident afterwards, as one line or as JSON."""
     incident_id = parse_incident_id(args.id)
     with _opened(args) as (config, store):
-        method = getattr(_actions(config, store), args.method)
-        row_id = method(incident_id, by=args.by, note=args.note, at=_at(args))
+        what = action(_actions(config, store), incident_id)
         detail = incident_detail(store, incident_id, _policy(config), now=utc_now())
-    render.print_detail_line(detail, f"{args.method}d by {args.by} (row {row_id})",
-                             as_json=args.json)
+    render.print_detail_line(detail, what, as_json=args.json)
     return 0
 
 
+def _cmd_milestone(args) -> int:
+    def record(actions: Actions, incident_id: int) -> str:
+        method = getattr(actions, args.method)
+        row_id = method(incident_id, by=args.by, note=args.note, at=_at(args))
+        return f"{args.method}d by {args.by} (row {row_id})"
+
+    return _act(args, record)
+
+
 def _cmd_log(args) -> int:
-    incident_id = parse_incident_id(args.id)
     due = None
     if args.due:
         try:
             due = dt.date.fromisoformat(args.due)
         except ValueError:
             raise UsageError(f"--due '{args.due}' is not a date; write YYYY-MM-DD") from None
-    with _opened(args) as (config, store):
-        row_id = _actions(config, store).log(incident_id, args.text, by=args.by, kind=args.kind,
-                                             owner=args.owner, due=due, at=_at(args))
-        detail = incident_detail(store, incident_id, _policy(config), now=utc_now())
-    render.print_detail_line(detail, f"{args.kind} logged (row {row_id})", as_json=args.json)
-    return 0
+
+    def record(actions: Actions, incident_id: int) -> str:
+        row_id = actions.log(incident_id, args.text, by=args.by, kind=args.kind,
+                             owner=args.owner, due=due, at=_at(args))
+        return f"{args.kind} logged (row {row_id})"
+
+    return _act(args, record)
 
 
 def _cmd_severity(args) -> int:
-    incident_id = parse_incident_id(args.id)
-    with _opened(args) as (config, store):
-        _actions(config, store).change_severity(incident_id, args.severity, by=args.by,
-                                                reason=args.reason, at=_at(args))
-        detail = incident_detail(store, incident_id, _policy(config), now=utc_now())
-    render.print_detail_line(detail, f"severity now {detail['severity']}", as_json=args.json)
-    return 0
+    def record(actions: Actions, incident_id: int) -> str:
+        actions.change_severity(incident_id, args.severity, by=args.by, reason=args.reason,
+                                at=_at(args))
+        return f"severity set to {args.severity.strip().upper()}"
+
+    return _act(args, record)
 
 
 def _cmd_retract(args) -> int:
-    incident_id = parse_incident_id(args.id)
-    with _opened(args) as (config, store):
-        row_id = _actions(config, store).retract(incident_id, args.row, by=args.by,
-                                                 reason=args.reason)
-        detail = incident_detail(store, incident_id, _policy(config), now=utc_now())
-    render.print_detail_line(detail, f"row {args.row} retracted (row {row_id})",
-                             as_json=args.json)
-    return 0
+    def record(actions: Actions, incident_id: int) -> str:
+        row_id = actions.retract(incident_id, args.row, by=args.by, reason=args.reason)
+        return f"row {args.row} retracted (row {row_id})"
+
+    return _act(args, record)
 
 
 def _cmd_correct(args) -> int:
-    incident_id = parse_incident_id(args.id)
-    with _opened(args) as (config, store):
-        row_id = _actions(config, store).correct(incident_id, args.row, by=args.by,
-                                                 at=_at(args), text=args.text)
-        detail = incident_detail(store, incident_id, _policy(config), now=utc_now())
-    render.print_detail_line(detail, f"row {args.row} corrected by row {row_id}",
-                             as_json=args.json)
-    return 0
+    def record(actions: Actions, incident_id: int) -> str:
+        row_id = actions.correct(incident_id, args.row, by=args.by, at=_at(args),
+                                 text=args.text)
+        return f"row {args.row} corrected by row {row_id}"
+
+    return _act(args, record)
 
 
 def _cmd_show(args) -> int:
