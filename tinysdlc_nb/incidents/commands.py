@@ -229,7 +229,13 @@ def _cmd_serve(args) -> int:
     if not 0 < args.port < 65536:
         raise UsageError(f"--port {args.port} is invalid; use 1-65535")
     config = load_config(Path(args.project))
-    serve(config, host=args.host, port=args.port)
+
+    def announce(host: str, port: int) -> None:
+        shown = f"[{host}]" if ":" in host else host
+        print(f"Listening on http://{shown}:{port}/webhooks/FORMAT (no authentication); "
+              f"Ctrl-C stops", file=sys.stderr, flush=True)
+
+    serve(config, host=args.host, port=args.port, ready=announce)
     return 0
 
 
