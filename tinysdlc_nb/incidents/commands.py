@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -229,6 +230,8 @@ def _cmd_serve(args) -> int:
     if not 0 < args.port < 65536:
         raise UsageError(f"--port {args.port} is invalid; use 1-65535")
     config = load_config(Path(args.project))
+    # A long-running server logs each request and its stop even without --verbose.
+    logging.getLogger("tinysdlc_nb.incidents").setLevel(logging.INFO)
 
     def announce(host: str, port: int) -> None:
         shown = f"[{host}]" if ":" in host else host

@@ -159,6 +159,7 @@ timeline = Table(
     Column("supersedes", Integer, ForeignKey("timeline.id")),
     Column("dedup_key", String(500), unique=True),
     Index("ix_timeline_incident_occurred", "incident_id", "occurred_at"),
+    Index("ix_timeline_kind", "kind"),
 )
 
 APPEND_ONLY_INCIDENT_TABLES = ("incidents", "incident_keys", "timeline")

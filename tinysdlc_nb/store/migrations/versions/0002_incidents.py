@@ -54,6 +54,7 @@ def upgrade() -> None:
         sa.Column("dedup_key", sa.String(500), unique=True),
     )
     op.create_index("ix_timeline_incident_occurred", "timeline", ["incident_id", "occurred_at"])
+    op.create_index("ix_timeline_kind", "timeline", ["kind"])
     for table in APPEND_ONLY:
         create_append_only_guard(table)
 
@@ -61,6 +62,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in APPEND_ONLY:
         drop_append_only_guard(table, last=False)
+    op.drop_index("ix_timeline_kind", table_name="timeline")
     op.drop_index("ix_timeline_incident_occurred", table_name="timeline")
     op.drop_table("timeline")
     op.drop_table("incident_keys")
