@@ -1,7 +1,15 @@
-"""Benchmark the G4 gate against running its tools by hand on Django 5.2.8 (``make bench``).
+"""Run the benchmarks of ``make bench``: the G4 gate on Django 5.2.8, and the incidents.
+
+The G4 benchmark compares the gate with running its tools by hand on Django 5.2.8.
 
 Each side runs in its own child process (``bench/measure.py``), the sides alternate within
 every round, and the printed table and ``bench/RESULTS.md`` give the medians over rounds.
+
+``make bench`` also runs the incident benchmarks (``bench/incident_bench.py``). They time
+the metrics over a generated history of a million timeline rows against a plain Python
+loop, and the ingestion of Alertmanager payloads through ``ingest`` and ``serve``.
+``bench/run.py incidents`` runs only those, and ``bench/run.py g4`` only the gate's. Each
+rewrites its own section of ``bench/RESULTS.md`` and keeps the other.
 """
 
 from __future__ import annotations
@@ -18,6 +26,8 @@ import tempfile
 from pathlib import Path
 
 import gate_django
+import incident_bench
+import incident_page
 import results
 import results_page
 
@@ -26,39 +36,108 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 RESULTS_PATH = HERE / "RESULTS.md"
 RAW_PATH = gate_django.CACHE / "last-run.json"
+INCIDENTS_RAW_PATH = gate_django.CACHE / "incidents-last-run.json"
+BENCHMARKS = ("g4", "incidents")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("benchmarks", nargs="*", metavar="BENCHMARK",
+                        help=f"benchmarks to run: {' and/or '.join(BENCHMARKS)} (default: "
+                             f"both)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds to run; each round runs every side once (default: 3)")
+    defaults = incident_bench.Sizes()
+    parser.add_argument("--incidents", type=int, default=defaults.incidents,
+                        help=f"incidents in the generated history (default: "
+                             f"{defaults.incidents})")
+    parser.add_argument("--rows", type=int, default=defaults.rows,
+                        help=f"timeline rows in the generated history (default: "
+                             f"{defaults.rows})")
+    parser.add_argument("--payloads", type=int, default=defaults.payloads,
+                        help=f"Alertmanager payloads per ingestion run (default: "
+                             f"{defaults.payloads})")
+    parser.add_argument("--stdin-payloads", type=int, default=defaults.stdin_payloads,
+                        help=f"payloads ingested one process each through standard input "
+                             f"(default: {defaults.stdin_payloads})")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error(f"--rounds {args.rounds} is invalid; pass 1 or more")
+    unknown = [name for name in args.benchmarks if name not in BENCHMARKS]
+    if unknown:
+        parser.error(f"benchmark {unknown[0]!r} is unknown; choose from "
+                     f"{', '.join(BENCHMARKS)}")
+    for name in ("incidents", "rows", "payloads", "stdin_payloads"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} {getattr(args, name)} is invalid; "
+                         f"pass 1 or more")
 
+    selected = args.benchmarks or list(BENCHMARKS)
+    options = " ".join(sys.argv[1:] if argv is None else argv)
+    if "g4" in selected:
+        run_g4(args.rounds, options)
+    if "incidents" in selected:
+        sizes = incident_bench.Sizes(incidents=args.incidents, rows=args.rows,
+                                     payloads=args.payloads,
+                                     stdin_payloads=args.stdin_payloads)
+        run_incidents(args.rounds, sizes)
+    return 0
+
+
+def run_g4(rounds: int, options: str) -> None:
+    """Run the G4 benchmark and rewrite RESULTS.md, keeping its incident section."""
     started = dt.datetime.now(dt.UTC)
     revision = product_revision()
     tree = gate_django.extract(gate_django.fetch_sdist())
     try:
-        runs = run_rounds(tree, args.rounds)
+        runs = run_rounds(tree, rounds)
     finally:
         # The extracted tree is removed so that gates run on this repository never scan it.
         shutil.rmtree(tree, ignore_errors=True)
 
-    # The package is installed in editable mode, so an edit during the run changes the gate.
+    revision = checked_revision(revision)
+    RAW_PATH.write_text(json.dumps(runs, indent=1), encoding="utf-8")
+    print(results.table(runs))
+    page = results_page.markdown(runs, options, started, revision)
+    incident_section = incident_page.kept_section(_read_results())
+    RESULTS_PATH.write_text(page + (f"\n{incident_section}" if incident_section else ""),
+                            encoding="utf-8")
+    print(f"\nWrote {RESULTS_PATH}")
+
+
+def run_incidents(rounds: int, sizes: incident_bench.Sizes) -> None:
+    """Run the incident benchmarks and rewrite the incident section of RESULTS.md."""
+    started = dt.datetime.now(dt.UTC)
+    revision = product_revision()
+    data = incident_bench.run(rounds, sizes)
+    revision = checked_revision(revision)
+
+    gate_django.CACHE.mkdir(parents=True, exist_ok=True)
+    INCIDENTS_RAW_PATH.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    options = " ".join(["incidents", f"--rounds {rounds}", *(
+        f"--{name.replace('_', '-')} {value}" for name, value in sizes.__dict__.items()
+        if name != "clients" and value != getattr(incident_bench.Sizes(), name))])
+    section = incident_page.section(data, options, started, revision)
+    print(section)
+    RESULTS_PATH.write_text(incident_page.replace_section(_read_results(), section),
+                            encoding="utf-8")
+    print(f"Wrote the incident section of {RESULTS_PATH}")
+
+
+def checked_revision(revision: str) -> str:
+    """Return ``revision``, noting a change of tinysdlc_nb since it was read."""
+    # The package is installed in editable mode, so an edit during the run changes the
+    # measured code.
     revision_after = product_revision()
     if revision_after != revision:
         log.warning("tinysdlc_nb changed during the run (%s, then %s); rounds may have "
                     "measured different code", revision, revision_after)
         revision = f"{revision}, changed during the run to {revision_after}"
+    return revision
 
-    RAW_PATH.write_text(json.dumps(runs, indent=1), encoding="utf-8")
-    options = " ".join(sys.argv[1:] if argv is None else argv)
-    print(results.table(runs))
-    page = results_page.markdown(runs, options, started, revision)
-    RESULTS_PATH.write_text(page, encoding="utf-8")
-    print(f"\nWrote {RESULTS_PATH}")
-    return 0
+
+def _read_results() -> str:
+    return RESULTS_PATH.read_text(encoding="utf-8") if RESULTS_PATH.is_file() else ""
 
 
 def run_rounds(tree: Path, rounds: int) -> dict[str, list[dict]]:
