@@ -40,7 +40,7 @@ def lifecycle_frame(store: Store) -> pd.DataFrame:
         names = list(result.keys())
         rows = result.fetchall()
     # Columns built from transposed tuples: pandas reads Row objects one by one otherwise.
-    columns = zip(*rows) if rows else ([] for _ in names)
+    columns = zip(*rows, strict=True) if rows else ([] for _ in names)
     frame = pd.DataFrame(dict(zip(names, map(list, columns), strict=True)))
     frame["occurred_at"] = pd.to_datetime(frame["occurred_at"], utc=True, format="ISO8601")
     return frame.astype({"id": "int64", "incident_id": "int64", "supersedes": "float64"})
