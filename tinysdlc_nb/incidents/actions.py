@@ -1,4 +1,4 @@
-"""What people do to an incident, as library calls the CLI and the notebooks share.
+"""People's actions on an incident, as library calls the CLI and the notebooks share.
 
 Each action appends rows; none changes or deletes one. A backfilled time (``at``) must
 not lie in the future nor before the incident was detected.

@@ -49,8 +49,8 @@ _EVENT_KIND = {
 
 @dataclass
 class Outcome:
-    """What one signal did: ``created``, ``updated``, ``reopened``, ``unchanged`` or
-    ``ignored``, with the rows it added."""
+    """The result of one signal: its action (``created``, ``updated``, ``reopened``,
+    ``unchanged`` or ``ignored``) and the kinds of the rows it added."""
 
     action: str
     incident_id: int | None
@@ -77,8 +77,9 @@ def apply_signals(store: Store, signals: Iterable[Signal],
     """Apply ``signals`` in one transaction and return one outcome per signal.
 
     Two writers racing on the same dedup key (``ingest`` while ``serve`` runs, or two
-    servers on a shared PostgreSQL store) make one transaction fail on the unique key; it
-    is retried and then sees the other's rows as already recorded.
+    servers on a shared PostgreSQL store) make one transaction fail on the unique key.
+    The transaction is retried, and the other writer's rows then count as already
+    recorded.
     """
     signals = list(signals)
     for attempt in range(1, RETRIES + 1):
@@ -97,7 +98,7 @@ def apply_signals(store: Store, signals: Iterable[Signal],
 
 @dataclass
 class _State:
-    """What the engine needs to know of one incident, derived from its timeline."""
+    """The engine's view of one incident, derived from its timeline."""
 
     summary: dict[str, Any]
     alerts: dict[str, tuple[str, dt.datetime]]

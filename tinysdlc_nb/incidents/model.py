@@ -126,7 +126,7 @@ class Signal:
 
 @dataclass(frozen=True)
 class AdapterContext:
-    """What an adapter may consult besides its payload: the severity mapping and the clock."""
+    """The inputs of an adapter besides its payload: the severity mapping and the clock."""
 
     severity_map: dict[str, str]
     severity_labels: tuple[str, ...] = ("severity", "priority")

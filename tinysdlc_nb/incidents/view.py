@@ -1,4 +1,4 @@
-"""How one incident reads: its timeline with flapping collapsed, and JSON-ready rows.
+"""Views of one incident: its timeline with flapping collapsed, and JSON-ready rows.
 
 Stored rows stay as they were written. Only this view collapses a burst of fire/resolve
 changes of one alert (``flap_changes`` or more within ``flap_window``) into a single
