@@ -281,3 +281,11 @@ def test_backfilled_severity_uses_severity_at_that_time(run):
     assert [row["kind"] for row in backfilled] == ["severity", "escalated"]
     assert backfilled[0]["details"] == {"from": "P2", "to": "P1"}
     assert listed(run)[0]["severity"] == "P0"
+
+
+def test_timeline_text_keeps_indentation(run):
+    run("incident", "open", "--title", "x", "--by", "ann", "--at", "2026-03-02T09:00:00Z")
+
+    out = run("incident", "timeline", "1")[1]
+
+    assert out.splitlines()[1].startswith("       1  2026-03-02 09:00:00 UTC  detected")

@@ -17,6 +17,7 @@ Rules, per signal, inside one transaction per call:
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import logging
 import time
@@ -126,6 +127,7 @@ class _Session:
         self.connection = connection
         self.settings = settings
         self._rows: dict[int, list[dict[str, Any]]] = {}
+        self._states: dict[int, _State] = {}
 
     def apply(self, signal: Signal) -> Outcome:
         if records.has_dedup_key(self.connection, signal.dedup_key):
@@ -311,6 +313,8 @@ class _Session:
         return self._rows[incident_id]
 
     def state(self, incident_id: int) -> _State:
+        if incident_id in self._states:
+            return self._states[incident_id]
         rows = self.rows(incident_id)
         superseded = {row["supersedes"] for row in rows if row["supersedes"] is not None}
         alerts: dict[str, tuple[str, dt.datetime]] = {}
@@ -326,21 +330,40 @@ class _Session:
                 detected = row
             if row["kind"] == Kind.RESOLVED:
                 resolved = row
-        return _State(summarize_rows(rows), alerts, detected, resolved)
+        self._states[incident_id] = _State(summarize_rows(rows), alerts, detected, resolved)
+        return self._states[incident_id]
 
     def add(self, incident_id: int, row: NewRow, outcome: Outcome) -> None:
         row_id = records.append_row(self.connection, incident_id, row)
-        rows = self.rows(incident_id)
-        rows.append({
+        stored = {
             "id": row_id, "incident_id": incident_id, "occurred_at": row.occurred_at,
             "recorded_at": utc_now(), "kind": str(row.kind), "source": row.source,
             "actor": row.actor, "actor_kind": str(row.actor_kind), "severity": row.severity,
             "description": row.description, "details": row.details or {},
             "alert_key": row.alert_key, "supersedes": row.supersedes,
             "dedup_key": row.dedup_key,
-        })
-        rows.sort(key=lambda item: (item["occurred_at"], item["id"]))
+        }
+        bisect.insort(self.rows(incident_id), stored,
+                      key=lambda item: (item["occurred_at"], item["id"]))
+        self._update_state(incident_id, stored)
         outcome.kinds.append(str(row.kind))
+
+    def _update_state(self, incident_id: int, row: dict[str, Any]) -> None:
+        """Keep the cached state after an alert row; anything else is derived afresh.
+
+        A group of thousands of alerts adds thousands of alert rows, and deriving the
+        whole state after each of them made ingesting such a payload quadratic.
+        """
+        state = self._states.get(incident_id)
+        simple = row["kind"] in (Kind.ALERT_FIRED, Kind.ALERT_RESOLVED) and \
+            row["supersedes"] is None and row["severity"] is None
+        if state is None or not simple:
+            self._states.pop(incident_id, None)
+            return
+        newest = state.alerts.get(row["alert_key"])
+        if row["alert_key"] and (newest is None or newest[1] <= row["occurred_at"]):
+            status = "resolved" if row["kind"] == Kind.ALERT_RESOLVED else "firing"
+            state.alerts[row["alert_key"]] = (status, row["occurred_at"])
 
 
 def _row_from(signal: Signal, kind: Kind) -> NewRow:

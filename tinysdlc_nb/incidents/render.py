@@ -142,7 +142,9 @@ def print_metrics(result: pd.DataFrame, since: dt.datetime | None) -> None:
 
 def safe(text: str) -> str:
     """Return ``text`` redacted, on one line, with control characters made visible."""
-    flat = " / ".join(part.strip() for part in str(text).splitlines() if part.strip())
+    lines = [line for line in str(text).splitlines() if line.strip()]
+    flat = " / ".join([line.rstrip() for line in lines[:1]]
+                      + [line.strip() for line in lines[1:]])
     return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", scrub(flat))
 
 
