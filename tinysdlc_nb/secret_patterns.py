@@ -24,7 +24,7 @@ ALLOW_MARKER = "pragma: allowlist secret"
 
 _TOKEN_CHARS = frozenset(string.ascii_letters + string.digits + "_-")
 # Tokens with a vendor prefix (ghp_, xoxb-, AKIA) are often glued to a name with - or _
-# ("deploy-ghp_..."); only a letter or digit before the prefix makes them part of a word.
+# ("deploy-ghp_..."). Only a letter or digit before the prefix makes them part of a word.
 _ALNUM = frozenset(string.ascii_letters + string.digits)
 
 # The same comment forms detect-secrets 1.5 accepts before its marker.

@@ -247,7 +247,7 @@ def test_resolved_alert_without_end_time(run):
     [incident] = incidents(run)
     rows = json.loads(run("incident", "timeline", "1", "--json")[1])
 
-    # The zero endsAt gives no end time, so the time the notice arrived stands in for it.
+    # The zero endsAt gives no end time, so the time the notice arrived is used instead.
     assert incident["status"] == "resolved"
     assert dt.datetime.fromisoformat(incident["resolved_at"]) >= before
     resolved = [row for row in rows if row["kind"] == "alert_resolved"][0]

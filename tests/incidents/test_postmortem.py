@@ -427,7 +427,7 @@ def test_postmortem_cell_timeout_fails(project, monkeypatch):
 
 
 class ShapelessServer(MessagesServer):
-    """Answers 200 with a body that is not a Messages API message."""
+    """A Messages API server whose 200 replies are not Messages API messages."""
 
     def response(self, request: dict) -> tuple[int, dict]:
         return 200, {"id": "msg_odd", "type": "message", "role": "assistant"}

@@ -57,17 +57,17 @@ class Actions:
                     at: dt.datetime | None = None) -> int:
         """Record an acknowledgement; an incident already resolved needs none."""
         return self._append(incident_id, Kind.ACKNOWLEDGED, by, note or f"acknowledged by {by}",
-                            at, refuse_when=DONE_STATUSES)
+                            at, reject_when=DONE_STATUSES)
 
     def resolve(self, incident_id: int, *, by: str, note: str = "",
                 at: dt.datetime | None = None) -> int:
         return self._append(incident_id, Kind.RESOLVED, by, note or f"resolved by {by}", at,
-                            refuse_when=DONE_STATUSES)
+                            reject_when=DONE_STATUSES)
 
     def close(self, incident_id: int, *, by: str, note: str = "",
               at: dt.datetime | None = None) -> int:
         return self._append(incident_id, Kind.CLOSED, by, note or f"closed by {by}", at,
-                            refuse_when=("closed",))
+                            reject_when=("closed",))
 
     def log(self, incident_id: int, text: str, *, by: str, kind: str = "note",
             owner: str | None = None, due: dt.date | None = None,
@@ -148,7 +148,7 @@ class Actions:
 
     def _check_corrected_time(self, connection, incident_id: int, target: dict[str, Any],
                               at: dt.datetime) -> None:
-        """A corrected time obeys the rules of a new one: not in the future, not before
+        """Check a corrected time by the rules of a new one: not in the future, not before
         detection, and a detection not after any later milestone."""
         if target["kind"] != Kind.DETECTED:
             self._check_time(at, _summary(connection, incident_id)["detected_at"])
@@ -164,11 +164,11 @@ class Actions:
 
     def _append(self, incident_id: int, kind: Kind, by: str, text: str,
                 at: dt.datetime | None, details: dict[str, Any] | None = None,
-                refuse_when: tuple[str, ...] = ()) -> int:
+                reject_when: tuple[str, ...] = ()) -> int:
         _check_by(by)
         with self.store.begin() as connection:
             current = _summary(connection, incident_id)
-            if current["status"] in refuse_when:
+            if current["status"] in reject_when:
                 raise UsageError(f"{display_id(incident_id)} is already {current['status']}; "
                                  f"a {kind} row would change nothing")
             at = self._check_time(at, current["detected_at"])

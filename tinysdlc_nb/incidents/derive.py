@@ -40,9 +40,9 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     """Return one row per incident: status, current and highest severity, and milestones.
 
     ``frame`` has the timeline columns (at least id, incident_id, occurred_at, kind,
-    actor_kind, severity, supersedes). Milestones are UTC times or NaT:
-    acknowledged_at counts human acknowledgements only, and only they move the status;
-    contained_at is the first containment, which a resolution implies; resolved_at,
+    actor_kind, severity, supersedes). Milestones are UTC times or NaT.
+    acknowledged_at counts human acknowledgements only, and only they move the status.
+    contained_at is the first containment, which a resolution implies. resolved_at,
     verified_at and closed_at belong to the newest episode and are NaT while the incident
     is open again. ``summarize_rows`` applies the same rules to one incident's rows.
     """
@@ -74,8 +74,8 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     summary["acknowledged_at"] = _first(rows, human_ack, ids)
     summary["contained_at"] = _first(life, rank >= STATUS_RANK[Kind.CONTAINED], ids)
     for column, least in (("resolved_at", 3), ("verified_at", 4), ("closed_at", 5)):
-        # The milestone's own row counts first; a later stage reached without it (closed
-        # with no resolve row) stands in for it.
+        # The milestone's own row counts first. A later stage reached without it (closed
+        # with no resolve row) is used in its place.
         own = _first(life, newest & (rank == least), ids)
         reached = own.fillna(_first(life, newest & (rank >= least), ids))
         summary[column] = reached.where(summary["status_rank"] >= least)

@@ -9,8 +9,8 @@ Rules, per signal, inside one transaction per call:
 - an incident with member alerts resolves only when every member's newest state is
   resolved, at the latest of their end times;
 - a re-fire that starts after the resolution and within the reopen window reopens the
-  incident; a later one opens a new incident under the same key; one that started before
-  the resolution is a late duplicate and adds nothing;
+  incident. A later one opens a new incident under the same key, and one that started
+  before the resolution is a late duplicate and adds nothing;
 - a stricter severity from an alert or a priority change adds a ``severity`` row, and
   reaching P0 or P1 adds an ``escalated`` row addressed to the human owner.
 """

@@ -68,7 +68,7 @@ def signals_of(fmt: str, payload: Any, context: AdapterContext, where: str) -> l
 def _checked(signal: Signal, context: AdapterContext, where: str) -> Signal:
     """Reject a time in the future, and move an end that precedes its start to the start.
 
-    A clock a little fast on the sender is tolerated (``FUTURE_TOLERANCE``); an end before
+    A clock a little fast on the sender is tolerated (``FUTURE_TOLERANCE``). An end before
     its start would make response times negative, so it is set to the start and flagged.
     """
     latest = context.received_at + FUTURE_TOLERANCE

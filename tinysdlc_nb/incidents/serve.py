@@ -8,11 +8,15 @@ The server has no authentication: anyone who can reach its port can open and res
 incidents. It listens on 127.0.0.1 by default. Before binding it to another address, put
 it on a private network or behind a proxy that authenticates.
 
-Status codes: 200 with the outcome counts, 400 for a body that is not JSON, 404 for an
-unknown path or format, 405 for a method the path does not take, 408 for a body that
-does not arrive, 411 without Content-Length, 413 for a body over
-``[incidents] max_body_bytes``, 422 for JSON of the wrong shape, 500 when storing fails
-and 503 while the server stops. Alertmanager's webhook notifier retries after a 5xx
+Status codes:
+- 200 with the outcome counts;
+- 400 for a body that is not JSON, 404 for an unknown path or format, 405 for a method
+  the path does not take, 408 for a body that does not arrive, 411 without
+  Content-Length, 413 for a body over ``[incidents] max_body_bytes``, 422 for JSON of the
+  wrong shape;
+- 500 when storing fails and 503 while the server stops.
+
+Alertmanager's webhook notifier retries after a 5xx
 response and gives up after a 4xx one (``notify/webhook/webhook.go`` in
 prometheus/alertmanager), so a payload that resending cannot fix gets a 4xx.
 """

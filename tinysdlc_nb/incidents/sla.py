@@ -1,8 +1,8 @@
 """SLA targets per severity: deadlines, and met / at risk / breached / on track.
 
 A target is measured from detection. Raising the severity applies the stricter target from
-the moment of the change (the deadline becomes the earlier of the old one and the change
-time plus the new target); lowering it measures the looser target from detection again,
+the moment of the change: the deadline becomes the earlier of the old one and the change
+time plus the new target. Lowering it measures the looser target from detection again,
 but a breach that had already happened stays a breach.
 """
 
@@ -47,7 +47,7 @@ class SlaPolicy:
 
     def deadline(self, severity: str, name: str, start: dt.datetime) -> dt.datetime | None:
         """Return when target ``name`` of ``severity`` falls due if the clock starts at
-        ``start``; "next sprint" means the end of the sprint after the one ``start`` is in."""
+        ``start``. "Next sprint" means the end of the sprint after the one ``start`` is in."""
         target = self.targets[(severity, name)]
         if target is None:
             return None

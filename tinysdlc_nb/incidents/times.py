@@ -37,19 +37,19 @@ def parse_time(value: object) -> dt.datetime | None:
     if value is None or value == "" or is_zero_time(value):
         return None
     if isinstance(value, bool):
-        raise ValueError(f"time {_short(value)} is invalid; expected RFC 3339 text or a Unix "
+        raise ValueError(f"time {short_repr(value)} is invalid; expected RFC 3339 text or a Unix "
                          f"epoch")
     if isinstance(value, (int, float)):
         return _from_epoch(value)
     if isinstance(value, str) and re.fullmatch(r"\d+(\.\d+)?", value.strip()):
         return _from_epoch(int(value) if value.isdigit() else float(value))
     if not isinstance(value, str):
-        raise ValueError(f"time {_short(value)} is invalid; expected RFC 3339 text or a Unix "
+        raise ValueError(f"time {short_repr(value)} is invalid; expected RFC 3339 text or a Unix "
                          f"epoch")
 
     match = _RFC3339.match(value.strip())
     if not match or match["zone"] is None:
-        raise ValueError(f"time {_short(value)} is invalid; expected RFC 3339 with a UTC "
+        raise ValueError(f"time {short_repr(value)} is invalid; expected RFC 3339 with a UTC "
                          f"offset, such as 2026-03-01T12:00:00Z")
     fraction = (match["fraction"] or "")[:6].ljust(6, "0")
     zone = match["zone"].upper().replace("Z", "+00:00")
@@ -59,7 +59,7 @@ def parse_time(value: object) -> dt.datetime | None:
     try:
         parsed = dt.datetime.fromisoformat(f"{match['date']}T{clock}.{fraction}{zone}")
     except ValueError:
-        raise ValueError(f"time {_short(value)} is invalid; expected RFC 3339 with a UTC "
+        raise ValueError(f"time {short_repr(value)} is invalid; expected RFC 3339 with a UTC "
                          f"offset, such as 2026-03-01T12:00:00Z") from None
     return check_range(parsed.astimezone(dt.UTC), value)
 
@@ -68,12 +68,13 @@ def check_range(moment: dt.datetime, value: object) -> dt.datetime:
     """Reject times before the Unix epoch or after 2199: no alert or backfill is dated
     there, and pandas cannot represent times before 1677."""
     if not EARLIEST <= moment < LATEST:
-        raise ValueError(f"time {_short(value)} is out of range; expected a time between "
+        raise ValueError(f"time {short_repr(value)} is out of range; expected a time between "
                          f"1970 and 2199")
     return moment
 
 
-def _short(value: object) -> str:
+def short_repr(value: object) -> str:
+    """Return ``repr(value)`` cut to 60 characters, for error messages."""
     text = repr(value)
     return text if len(text) <= 60 else f"{text[:57]}..."
 
@@ -89,7 +90,7 @@ def _from_epoch(value: int | float) -> dt.datetime:
         else:
             moment = dt.datetime.fromtimestamp(value / per_second, dt.UTC)
     except (OverflowError, OSError, ValueError):
-        raise ValueError(f"time {_short(value)} is out of range; expected a Unix epoch "
+        raise ValueError(f"time {short_repr(value)} is out of range; expected a Unix epoch "
                          f"between 1970 and 2199") from None
     return check_range(moment, value)
 
@@ -105,7 +106,7 @@ def parse_cli_time(value: str, zone: str | None = None, option: str = "--at") ->
     try:
         parsed = dt.datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:
-        raise UsageError(f"{option} {_short(value)} is not an ISO 8601 time; write it like "
+        raise UsageError(f"{option} {short_repr(value)} is not an ISO 8601 time; write it like "
                          f"2026-03-01T14:05:00+01:00") from None
 
     if parsed.tzinfo is not None:

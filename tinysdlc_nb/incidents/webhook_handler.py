@@ -1,7 +1,7 @@
 """The request handler of ``tinysdlc-nb serve``: routing, body limits, status codes.
 
 Each POST to ``/webhooks/FORMAT`` is decoded, adapted and applied in one transaction under
-the server's write lock; every answer is JSON. ``serve.py`` holds the server around it.
+the server's write lock, and every response is JSON. ``serve.py`` contains the server.
 """
 
 from __future__ import annotations

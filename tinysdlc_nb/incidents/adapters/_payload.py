@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...errors import PayloadError
-from ..times import is_zero_time, parse_time
+from ..times import is_zero_time, parse_time, short_repr
 
 
 def require_object(payload: Any, fmt: str) -> dict[str, Any]:
@@ -74,7 +74,7 @@ def read_time(value: Any, fmt: str, path: str) -> dt.datetime | None:
     try:
         return parse_time(value)
     except ValueError as error:
-        shown = repr(value) if len(repr(value)) <= 60 else f"{repr(value)[:57]}..."
+        shown = short_repr(value)
         if "out of range" in str(error):
             raise PayloadError(f"{fmt} payload: {path} {shown} is out of range; expected a "
                                f"time between 1970 and 2199") from None

@@ -3,9 +3,9 @@
 The payload is a ``List`` (or ``EventList``) with ``items``, or a single ``Event``. A
 Warning event fires an alert, named by its reason, on the incident of the object it is
 about. A Normal event is a note on that incident and never opens one. Kubernetes folds
-repeats of an event into one object whose ``count`` grows; the dedup key is the object and
-its first time, so polling ``kubectl get events`` again adds nothing while the repeat count
-is kept in the details.
+repeats of an event into one object whose ``count`` grows. The dedup key is the object and
+its first time, so polling ``kubectl get events`` again adds nothing. The repeat count is
+kept in the details.
 """
 
 from __future__ import annotations
