@@ -18,6 +18,7 @@ from .config import load_config
 from .errors import TinySDLCError
 from .gates.policy import USAGE_EXIT_CODE
 from .incidents.commands import add_incident_commands
+from .team.commands import add_team_commands
 from .project import resolve_version
 from .scrub import scrub
 
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tinysdlc-nb", description="Release gates, sign-offs, evidence "
-                     "and incident timelines for TinySDLC teams, run as notebooks.")
+                     "incident timelines and team hand-offs for TinySDLC teams, run as notebooks.")
     parser.add_argument("--version", action="version", version=f"tinysdlc-nb {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
@@ -130,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(handler=_cmd_audit_verify)
 
     add_incident_commands(commands, _Parser)
+    add_team_commands(commands, _Parser)
     return parser
 
 

@@ -18,6 +18,7 @@ from .errors import ConfigError
 from .gates.model import Tier
 from .incidents.settings import INCIDENTS_SECTION, SLA_SECTION, validate_incidents, validate_sla
 from .settings import Section, Setting
+from .team.options import TEAM_SECTION, validate_team
 
 HOME_ENV = "TINYSDLC_NB_HOME"
 DATABASE_URL_ENV = "TINYSDLC_NB_DATABASE_URL"
@@ -72,6 +73,10 @@ def _default_sla() -> dict[str, Any]:
     return SLA_SECTION.defaults()
 
 
+def _default_team() -> dict[str, Any]:
+    return TEAM_SECTION.defaults()
+
+
 @dataclass
 class Config:
     """The validated configuration of one project."""
@@ -85,6 +90,7 @@ class Config:
     source: Path | None = None
     incidents: dict[str, Any] = field(default_factory=_default_incidents)
     sla: dict[str, Any] = field(default_factory=_default_sla)
+    team: dict[str, Any] = field(default_factory=_default_team)
 
     @property
     def name(self) -> str:
@@ -100,6 +106,15 @@ class Config:
     @property
     def database_url(self) -> str:
         return os.environ.get(DATABASE_URL_ENV) or f"sqlite:///{self.home / 'state.db'}"
+
+    @property
+    def files_dir(self) -> Path:
+        """The file exchange folder of ``[send_file: PATH]`` and evidence files."""
+        configured = self.team["files_dir"]
+        if not configured:
+            return self.home / "files"
+        path = Path(configured).expanduser()
+        return path if path.is_absolute() else self.project_dir / path
 
     def agent_ids(self) -> set[str]:
         return {agent.lower() for agent in (*DEFAULT_AGENT_IDS, *self.gate["agents"])}
@@ -125,7 +140,7 @@ def load_config(project_dir: Path | str) -> Config:
     where = str(path)
     _reject_secret_keys(raw, where)
 
-    known = {"project", "gate", "checks", "waivers", "incidents", "sla"}
+    known = {"project", "gate", "checks", "waivers", "incidents", "sla", "team"}
     for key in raw:
         if key not in known:
             raise ConfigError(f"{where}: unknown section '{key}'; known sections: "
@@ -142,6 +157,7 @@ def load_config(project_dir: Path | str) -> Config:
         incidents=validate_incidents(INCIDENTS_SECTION.resolve(raw.get("incidents"), where),
                                      where),
         sla=validate_sla(SLA_SECTION.resolve(raw.get("sla"), where), where),
+        team=validate_team(TEAM_SECTION.resolve(raw.get("team"), where), where),
     )
     _check_waivers(config, where)
     _check_incident_owner(config, where)

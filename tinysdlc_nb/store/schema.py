@@ -163,3 +163,96 @@ timeline = Table(
 )
 
 APPEND_ONLY_INCIDENT_TABLES = ("incidents", "incident_keys", "timeline")
+
+# Team messaging. A conversation starts with a person's (or the system's) message and ends
+# when none of its messages is pending or processing; its answer aggregates the replies.
+team_conversations = Table(
+    "team_conversations", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("started_by", String(200), nullable=False),
+    Column("origin", String(50), nullable=False),
+    Column("entry_agent", String(100), nullable=False),
+    Column("team", String(100)),
+    Column("text", Text, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("max_messages", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("answer", Text),
+    Index("ix_team_conversations_status", "status"),
+)
+
+# The queue: one row per delivery to an agent. status runs pending → processing → done, or
+# dead; a processing row whose lease expired is taken again by the next claim.
+team_messages = Table(
+    "team_messages", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("conversation_id", Integer, ForeignKey("team_conversations.id"), nullable=False),
+    Column("parent_id", Integer, ForeignKey("team_messages.id")),
+    Column("sender", String(200), nullable=False),
+    Column("recipient", String(100), nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("depth", Integer, nullable=False),
+    Column("hops", Text, nullable=False),
+    Column("directed", Text, nullable=False),
+    Column("shared_context", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("available_at", DateTime(timezone=True), nullable=False),
+    Column("lease_owner", String(100)),
+    Column("lease_expires_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("reply", Text),
+    Column("files", Text),
+    Column("last_error", Text),
+    Index("ix_team_messages_mailbox", "recipient", "status", "id"),
+    Index("ix_team_messages_status", "status", "available_at"),
+    Index("ix_team_messages_conversation", "conversation_id"),
+)
+
+# Every finished hand-over of a message to an agent; (message_id, attempt) is unique.
+team_attempts = Table(
+    "team_attempts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", Integer, ForeignKey("team_messages.id"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("worker", String(100), nullable=False),
+    Column("agent", String(100), nullable=False),
+    Column("claimed_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("error", Text),
+    UniqueConstraint("message_id", "attempt", name="uq_team_attempts"),
+)
+
+team_events = Table(
+    "team_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("conversation_id", Integer, ForeignKey("team_conversations.id"), nullable=False),
+    Column("message_id", Integer, ForeignKey("team_messages.id")),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("kind", String(30), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("target", String(200)),
+    Column("detail", Text, nullable=False),
+    Index("ix_team_events_conversation", "conversation_id", "id"),
+)
+
+# Texts for people (the incident owner, the person who started a conversation) waiting for
+# a channel to carry them; delivered_at stays empty until one does.
+team_notifications = Table(
+    "team_notifications", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("conversation_id", Integer, ForeignKey("team_conversations.id")),
+    Column("message_id", Integer, ForeignKey("team_messages.id")),
+    Column("recipient", String(200), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("dedup_key", String(64), unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True)),
+    Column("channel", String(50)),
+)

@@ -1,0 +1,1 @@
+"""Team messaging: ``[@agent: message]`` hand-offs carried through a durable queue."""

@@ -1,0 +1,239 @@
+"""The worker: claims messages, hands each to its agent, and stores what comes back.
+
+One worker process runs ``concurrency`` threads. Each thread claims the oldest
+claimable message, so different agents work in parallel while each agent gets its own
+messages one at a time, in order. SIGTERM or SIGINT stops the claims; the messages in
+hand are finished first.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..store import Store
+from .agents import AgentPool
+from .delivery import bury_expired, finish_with_failure, finish_with_reply
+from .model import AgentContext, AgentError, AgentRejected, AgentRequest, AgentUnusable
+from .queue import Claimed, LeaseLost, QueueOptions, claim, release
+from .settings import TeamSettings
+
+log = logging.getLogger(__name__)
+
+# How often an idle worker looks for messages whose every attempt was lost.
+_BURY_EVERY_S = 1.0
+
+
+@dataclass
+class WorkerStats:
+    """Counts of what one worker run did, for its summary line and for tests."""
+
+    done: int = 0
+    retried: int = 0
+    dead: int = 0
+    lost: int = 0
+    answered: int = 0
+    stopped_by: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, name: str) -> None:
+        with self.lock:
+            setattr(self, name, getattr(self, name) + 1)
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    """Processes the queue of one store until stopped, or until it is empty with ``once``."""
+
+    def __init__(self, store: Store, context: AgentContext,
+                 settings_loader: Callable[[], TeamSettings], options: QueueOptions, *,
+                 concurrency: int = 4, poll_interval_s: float = 0.005, once: bool = False,
+                 recipients: Collection[str] | None = None, worker_id: str | None = None):
+        self.store = store
+        self.context = context
+        self.options = options
+        self.concurrency = concurrency
+        self.poll_interval_s = poll_interval_s
+        self.once = once
+        self.recipients = recipients
+        self.worker_id = worker_id or new_worker_id()
+        self.stats = WorkerStats()
+        self.unusable: AgentUnusable | None = None
+        self._settings_loader = settings_loader
+        self._settings = settings_loader()
+        self._settings_mtime = self._mtime()
+        self._settings_lock = threading.Lock()
+        self._pool = AgentPool(context)
+        self._stop = threading.Event()
+        self._last_bury = 0.0
+
+    def stop(self, reason: str = "requested") -> None:
+        if not self._stop.is_set():
+            log.info("worker %s stopping: %s", self.worker_id, reason)
+            self.stats.stopped_by = reason
+        self._stop.set()
+
+    def run(self) -> WorkerStats:
+        """Run the threads until stopped (or the queue is empty with ``once``)."""
+        log.info("worker %s started: %d thread(s), store %s", self.worker_id,
+                 self.concurrency, self.store.dialect)
+        restore = self._install_signal_handlers()
+        threads = [threading.Thread(target=self._loop, name=f"team-worker-{index}",
+                                    daemon=True) for index in range(self.concurrency)]
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(timeout=0.2)
+        finally:
+            restore()
+        log.info("worker %s stopped: %d done, %d retried, %d dead, %d lost", self.worker_id,
+                 self.stats.done, self.stats.retried, self.stats.dead, self.stats.lost)
+        return self.stats
+
+    def process_one(self) -> bool:
+        """Claim and process one message; return False when nothing was claimable."""
+        claimed = claim(self.store, self.worker_id, self.options, recipients=self.recipients)
+        if claimed is None:
+            return False
+        self._handle(claimed)
+        return True
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                worked = self.process_one()
+            except Exception:  # a store error must not kill the thread silently
+                log.exception("worker %s: processing failed; trying again", self.worker_id)
+                worked = False
+                self._stop.wait(min(1.0, self.poll_interval_s * 100))
+            if worked:
+                continue
+
+            self._bury_expired()
+            if self.once:
+                return
+            self._stop.wait(self.poll_interval_s)
+
+    def _handle(self, claimed: Claimed) -> None:
+        settings = self._current_settings()
+        spec = settings.agents.get(claimed.recipient)
+        if spec is None:
+            self._fail(claimed, f"agent '{claimed.recipient}' is not in the team settings any "
+                                f"more; add it back and retry the message", permanent=True)
+            return
+
+        request = AgentRequest(agent_id=claimed.recipient, sender=claimed.sender,
+                               message=claimed.body, conversation_id=claimed.conversation_id,
+                               message_id=claimed.id, attempt=claimed.attempt,
+                               depth=claimed.depth, kind=claimed.kind)
+        try:
+            agent = self._pool.agent_for(spec)
+            reply = agent.reply(request, spec)
+        except AgentUnusable as error:
+            release(self.store, claimed, str(error))
+            self.unusable = error
+            log.error("agent %s cannot work: %s", claimed.recipient, error)
+            self.stop(f"agent {claimed.recipient} cannot work")
+            return
+        except AgentRejected as error:
+            self._fail(claimed, str(error), permanent=True)
+            return
+        except AgentError as error:
+            self._fail(claimed, str(error), retry_after_s=error.retry_after_s)
+            return
+        except Exception as error:  # an agent's bug costs one attempt, not the worker
+            log.exception("agent %s failed on message %s", claimed.recipient, claimed.id)
+            self._fail(claimed, f"agent {claimed.recipient} failed: "
+                                f"{type(error).__name__}: {error}")
+            return
+
+        try:
+            outcome = finish_with_reply(self.store, claimed, reply, settings,
+                                        self.context.files_dir)
+        except LeaseLost as error:
+            self.stats.add("lost")
+            log.warning("dropping the reply to message %s: %s", claimed.id, error)
+            return
+        self.stats.add("done")
+        if outcome.answer is not None:
+            self.stats.add("answered")
+
+    def _fail(self, claimed: Claimed, error: str, *, retry_after_s: float | None = None,
+              permanent: bool = False) -> None:
+        try:
+            outcome = finish_with_failure(self.store, claimed, error, self.options,
+                                          retry_after_s=retry_after_s, permanent=permanent)
+        except LeaseLost as lost:
+            self.stats.add("lost")
+            log.warning("message %s: %s", claimed.id, lost)
+            return
+        if outcome.status == "dead":
+            self.stats.add("dead")
+        else:
+            self.stats.add("retried")
+            log.warning("message %s to %s failed on attempt %d, retrying: %s", claimed.id,
+                        claimed.recipient, claimed.attempt, error)
+
+    def _bury_expired(self) -> None:
+        now = time.monotonic()
+        if now - self._last_bury < _BURY_EVERY_S and not self.once:
+            return
+        self._last_bury = now
+        for _message_id in bury_expired(self.store):
+            self.stats.add("dead")
+
+    def _current_settings(self) -> TeamSettings:
+        """Return the team settings, read again when their file changed."""
+        mtime = self._mtime()
+        with self._settings_lock:
+            if mtime != self._settings_mtime:
+                try:
+                    self._settings = self._settings_loader()
+                    self._settings_mtime = mtime
+                    log.info("team settings reloaded from %s", self._settings.source)
+                except Exception as error:
+                    log.error("team settings changed but cannot be read, keeping the "
+                              "previous ones: %s", error)
+                    self._settings_mtime = mtime
+            return self._settings
+
+    def _mtime(self) -> float | None:
+        source = getattr(self._settings, "source", None) if hasattr(self, "_settings") \
+            else None
+        if source is None:
+            return None
+        try:
+            return Path(source).stat().st_mtime
+        except OSError:
+            return None
+
+    def _install_signal_handlers(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {number: signal.getsignal(number)
+                    for number in (signal.SIGTERM, signal.SIGINT)}
+
+        def handle(number, _frame) -> None:
+            self.stop(signal.Signals(number).name)
+
+        for number in previous:
+            signal.signal(number, handle)
+
+        def restore() -> None:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+        return restore
