@@ -44,8 +44,10 @@ def test_wheel_ships_notebooks_and_migrations(tmp_path):
                      "tinysdlc_nb/notebooks/postmortem.ipynb",
                      "tinysdlc_nb/notebooks/incident_review.ipynb",
                      "tinysdlc_nb/store/migrations/versions/0002_incidents.py",
+                     "tinysdlc_nb/store/migrations/versions/0003_team.py",
                      "tinysdlc_nb/store/migrations/env.py",
                      "tinysdlc_nb/store/migrations/script.py.mako",
                      "tinysdlc_nb/store/migrations/versions/0001_gates.py",
-                     "tinysdlc_nb/report/report.css"):
+                     "tinysdlc_nb/report/report.css",
+                     "tinysdlc_nb/team/roles/devops.md"):
         assert expected in names, expected

@@ -18,9 +18,9 @@ from .config import load_config
 from .errors import TinySDLCError
 from .gates.policy import USAGE_EXIT_CODE
 from .incidents.commands import add_incident_commands
-from .team.commands import add_team_commands
 from .project import resolve_version
 from .scrub import scrub
+from .team.commands import add_team_commands
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import hashlib
 import json
 
 import pytest
-from conftest import FIXTURES as SHARED_FIXTURES
+from incidentkit import FIXTURES as SHARED_FIXTURES
 
 from tinysdlc_nb.errors import PayloadError
 from tinysdlc_nb.incidents.adapters import alertmanager

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 
 import pytest
-from conftest import FIXTURES as SHARED_FIXTURES
+from incidentkit import FIXTURES as SHARED_FIXTURES
 
 from tinysdlc_nb.errors import PayloadError
 from tinysdlc_nb.incidents.adapters import alertmanager, grafana

@@ -7,7 +7,7 @@ import datetime as dt
 import threading
 
 import pytest
-from conftest import T0, alert, minutes
+from incidentkit import T0, alert, minutes
 from sqlalchemy import func, select
 
 from tinysdlc_nb.config import _default_sla

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import T0, alert
+from incidentkit import T0, alert
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 

@@ -9,7 +9,7 @@ import json
 import shutil
 
 import pytest
-from conftest import FIXTURES
+from incidentkit import FIXTURES
 
 FORMAT_OF_FOLDER = {
     "alertmanager": "alertmanager",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from conftest import T0, minutes
+from incidentkit import T0, minutes
 
 from tinysdlc_nb.config import _default_sla
 from tinysdlc_nb.incidents.actions import Actions

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import FIXTURES
+from incidentkit import FIXTURES
 
 from tinysdlc_nb.config import load_config
 from tinysdlc_nb.errors import ConfigError, UsageError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from conftest import T0, minutes
+from incidentkit import T0, minutes
 
 from tinysdlc_nb.config import _default_sla, load_config
 from tinysdlc_nb.errors import ConfigError

@@ -16,8 +16,8 @@ from ..errors import UsageError
 from ..store import Store, utc_now
 from . import records
 from .derive import STATUS_RANK, effective, summarize
-from .escalation import escalation_row
-from .model import DONE_STATUSES, LOG_KINDS, SEVERITIES, ActorKind, Kind, is_stricter
+from .escalation import escalate
+from .model import DONE_STATUSES, LOG_KINDS, SEVERITIES, ActorKind, Kind
 from .records import NewRow, display_id
 
 SOURCE = "cli"
@@ -28,9 +28,11 @@ _FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 class Actions:
     """Incident actions bound to one store, the owner for escalations and the agent ids."""
 
-    def __init__(self, store: Store, *, owner: str, agent_ids: set[str], source: str = SOURCE):
+    def __init__(self, store: Store, *, owner: str, agent_ids: set[str], source: str = SOURCE,
+                 escalation=None):
         self.store = store
         self.owner = owner
+        self.escalation = escalation
         self.agent_ids = agent_ids
         self.source = source
 
@@ -48,7 +50,8 @@ class Actions:
             records.append_row(connection, incident_id, NewRow(
                 Kind.DETECTED, at, self.source, actor=by, actor_kind=self._actor_kind(by),
                 severity=severity, description=description or title))
-            escalation = escalation_row(None, severity, at, self.owner)
+            escalation = escalate(connection, incident_id, None, severity, at, self.owner,
+                                  self.escalation)
             if escalation is not None:
                 records.append_row(connection, incident_id, escalation)
         return incident_id
@@ -107,8 +110,9 @@ class Actions:
                 Kind.SEVERITY, at, self.source, actor=by, actor_kind=self._actor_kind(by),
                 severity=severity, description=description,
                 details={"from": old, "to": severity}))]
-            escalation = escalation_row(old, severity, at, self.owner)
-            if escalation is not None and (old is None or is_stricter(severity, old)):
+            escalation = escalate(connection, incident_id, old, severity, at, self.owner,
+                                  self.escalation)
+            if escalation is not None:
                 ids.append(records.append_row(connection, incident_id, escalation))
         return ids
 

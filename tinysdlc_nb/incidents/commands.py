@@ -179,7 +179,10 @@ def _opened(args):
 
 
 def _actions(config: Config, store: Store) -> Actions:
-    return Actions(store, owner=config.incidents["owner"], agent_ids=config.agent_ids())
+    from ..team.escalations import escalation_route
+
+    return Actions(store, owner=config.incidents["owner"], agent_ids=config.agent_ids(),
+                   escalation=escalation_route(config))
 
 
 def _at(args) -> dt.datetime | None:

@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from ..store import Store, utc_now
 from . import records
 from .derive import summarize_rows
-from .escalation import escalation_row
+from .escalation import escalate
 from .model import ActorKind, Event, Kind, Signal, is_stricter
 from .records import NewRow
 
@@ -65,12 +65,14 @@ class EngineSettings:
     owner: str = "SE4H"
     reopen_window: dt.timedelta = dt.timedelta(hours=1)
     default_severity: str = "P2"
+    # Where escalations are queued (team.escalations.EscalationRoute); None records only.
+    escalation: Any = None
 
     @classmethod
-    def from_config(cls, incidents: dict[str, Any]) -> EngineSettings:
+    def from_config(cls, incidents: dict[str, Any], escalation: Any = None) -> EngineSettings:
         return cls(owner=incidents["owner"],
                    reopen_window=dt.timedelta(seconds=incidents["reopen_window_s"]),
-                   default_severity=incidents["default_severity"])
+                   default_severity=incidents["default_severity"], escalation=escalation)
 
 
 def apply_signals(store: Store, signals: Iterable[Signal],
@@ -303,7 +305,8 @@ class _Session:
 
     def escalate(self, incident_id: int, old: str | None, new: str, at: dt.datetime,
                  outcome: Outcome) -> None:
-        row = escalation_row(old, new, at, self.settings.owner)
+        row = escalate(self.connection, incident_id, old, new, at, self.settings.owner,
+                       self.settings.escalation)
         if row is not None:
             self.add(incident_id, row, outcome)
 

@@ -84,4 +84,7 @@ def _checked(signal: Signal, context: AdapterContext, where: str) -> Signal:
 
 
 def ingest_signals(store: Store, config: Config, signals: list[Signal]) -> list[Outcome]:
-    return apply_signals(store, signals, EngineSettings.from_config(config.incidents))
+    from ..team.escalations import escalation_route
+
+    settings = EngineSettings.from_config(config.incidents, escalation_route(config))
+    return apply_signals(store, signals, settings)

@@ -36,33 +36,41 @@ def start_conversation(store: Store, decision: RouteDecision, *, text: str, star
     Raise UsageError when the decision delivers nothing, so nothing is stored for a
     message that would reach no one.
     """
+    with store.begin() as connection:
+        return insert_conversation(connection, decision, text=text, started_by=started_by,
+                                   sender=sender, origin=origin, team=team,
+                                   max_messages=max_messages, max_attempts=max_attempts)
+
+
+def insert_conversation(connection: Connection, decision: RouteDecision, *, text: str,
+                        started_by: str, sender: str, origin: str, team: str | None,
+                        max_messages: int, max_attempts: int) -> Started:
+    """Insert a conversation and its first messages in the caller's transaction."""
     if not decision.deliveries:
         reasons = "; ".join(f"@{item.mention}: {item.detail}" for item in decision.dropped)
         raise UsageError(f"the message reaches no agent ({reasons or 'no target'}); address "
                          f"it with @agent or @team")
 
     now = utc_now()
-    with store.begin() as connection:
-        conversation_id = connection.execute(insert(team_conversations).values(
-            started_by=scrub(started_by), origin=origin,
-            entry_agent=decision.deliveries[0].to, team=team, text=scrub(text), status=OPEN,
-            max_messages=max_messages, created_at=now,
-        )).inserted_primary_key[0]
-        record_event(connection, conversation_id, "started", started_by,
-                     detail={"origin": origin, "text": text}, at=now)
+    conversation_id = connection.execute(insert(team_conversations).values(
+        started_by=scrub(started_by), origin=origin, entry_agent=decision.deliveries[0].to,
+        team=team, text=scrub(text), status=OPEN, max_messages=max_messages, created_at=now,
+    )).inserted_primary_key[0]
+    record_event(connection, conversation_id, "started", started_by,
+                 detail={"origin": origin, "text": text}, at=now)
 
-        ids = []
-        for delivery in decision.deliveries:
-            message_id = insert_message(connection, conversation_id, NewMessage(
-                sender=sender, recipient=delivery.to, directed=delivery.directed,
-                shared_context=decision.shared_context, body=delivery.message,
-            ), max_attempts, now)
-            ids.append(message_id)
-            record_event(connection, conversation_id, "sent", started_by,
-                         message_id=message_id, target=delivery.to, at=now)
-        for dropped in decision.dropped:
-            record_event(connection, conversation_id, "dropped", started_by,
-                         target=dropped.mention, detail=dropped.as_json(), at=now)
+    ids = []
+    for delivery in decision.deliveries:
+        message_id = insert_message(connection, conversation_id, NewMessage(
+            sender=sender, recipient=delivery.to, directed=delivery.directed,
+            shared_context=decision.shared_context, body=delivery.message,
+        ), max_attempts, now)
+        ids.append(message_id)
+        record_event(connection, conversation_id, "sent", started_by, message_id=message_id,
+                     target=delivery.to, at=now)
+    for dropped in decision.dropped:
+        record_event(connection, conversation_id, "dropped", started_by,
+                     target=dropped.mention, detail=dropped.as_json(), at=now)
     return Started(conversation_id, tuple(ids))
 
 

@@ -21,7 +21,7 @@ from ..store import Store, utc_now
 from ..store.schema import team_messages, team_notifications
 from .conversations import finish_if_complete
 from .files import FileRefused, extract_files, file_record, resolve_outgoing
-from .model import AgentReply, DropReason, Dropped, RouteContext
+from .model import AgentReply, Dropped, DropReason, RouteContext
 from .queue import (
     DEAD,
     DONE,

@@ -36,6 +36,8 @@ CLAUDE_MODEL_ALIASES = {"sonnet": "claude-sonnet-4-5", "opus": "claude-opus-4-6"
 DEFAULT_DELEGATION_DEPTH = 1
 MAX_DELEGATION_DEPTH = 20
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+# Sender names the queue uses for people and for the tool itself.
+RESERVED_IDS = ("user", "tinysdlc-nb")
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,10 @@ def _check_id(raw_id: str, path: str, where: str) -> None:
     if not _ID.match(raw_id.lower()):
         raise ConfigError(f"{where}: {path}: id '{raw_id}' is invalid; use letters, digits, "
                           f"'-', '_' or '.', starting with a letter or digit (at most 64)")
+    if raw_id.lower() in RESERVED_IDS:
+        raise ConfigError(f"{where}: {path}: id '{raw_id}' is reserved for "
+                          f"{'people' if raw_id.lower() == 'user' else 'the tool itself'}; "
+                          f"choose another id")
 
 
 def _agent(agent_id: str, value: Any, base: Path, where: str) -> AgentSpec:
