@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+import time
 
 import pytest
 from sqlalchemy import select, update
@@ -331,3 +333,22 @@ def test_stale_finish_after_retry_rejected(any_store, team_settings, tmp_path):
 
     with pytest.raises(LeaseLost):
         finish_with_failure(any_store, held, "x", OPTIONS)
+
+
+def test_slow_agent_keeps_lease(any_store, team_settings, config, scripted):
+    scripted.script = lambda request: time.sleep(1.5) or "slow but done"
+    send(any_store, team_settings, "@devops status")
+    options = QueueOptions(max_attempts=3, lease_s=0.6)
+    context = AgentContext(any_store, config, team_settings, config.files_dir)
+    worker = Worker(any_store, context, lambda: team_settings, options, concurrency=1,
+                    once=True)
+    thread = threading.Thread(target=worker.run)
+
+    thread.start()
+    time.sleep(1.0)
+    stolen = claim(any_store, "other", options)
+    thread.join(timeout=30)
+
+    assert stolen is None
+    assert worker.stats.done == 1
+    assert len(scripted.calls) == 1

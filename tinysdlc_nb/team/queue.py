@@ -218,6 +218,28 @@ def open_count(connection: Connection, conversation_id: int) -> int:
         team_messages.c.status.in_(OPEN_STATUSES))).scalar_one()
 
 
+def renew_leases(store: Store, held: Collection[Claimed], lease_s: float) -> int:
+    """Extend the leases a worker still holds; return how many it still holds.
+
+    A worker renews while an agent works, so a reply slower than ``lease_s`` is not taken
+    by a second worker. A worker that stops (or is killed) stops renewing.
+    """
+    if not held:
+        return 0
+    expires = utc_now() + dt.timedelta(seconds=lease_s)
+    renewed = 0
+    with store.begin() as connection:
+        for claimed in held:
+            result = connection.execute(
+                update(team_messages)
+                .where(team_messages.c.id == claimed.id, team_messages.c.status == PROCESSING,
+                       team_messages.c.lease_owner == claimed.worker,
+                       team_messages.c.attempts == claimed.attempt)
+                .values(lease_expires_at=expires))
+            renewed += result.rowcount
+    return renewed
+
+
 def release(store: Store, claimed: Claimed, reason: str) -> None:
     """Give a held message back without spending its attempt (the agent could not start)."""
     now = utc_now()

@@ -23,7 +23,7 @@ from ..store import Store
 from .agents import AgentPool
 from .delivery import bury_expired, finish_with_failure, finish_with_reply
 from .model import AgentContext, AgentError, AgentRejected, AgentRequest, AgentUnusable
-from .queue import Claimed, LeaseLost, QueueOptions, claim, release
+from .queue import Claimed, LeaseLost, QueueOptions, claim, release, renew_leases
 from .settings import TeamSettings
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,8 @@ class Worker:
         self._pool = AgentPool(context)
         self._stop = threading.Event()
         self._last_bury = 0.0
+        self._held: dict[int, Claimed] = {}
+        self._held_lock = threading.Lock()
 
     def stop(self, reason: str = "requested") -> None:
         if not self._stop.is_set():
@@ -91,6 +93,9 @@ class Worker:
         restore = self._install_signal_handlers()
         threads = [threading.Thread(target=self._loop, name=f"team-worker-{index}",
                                     daemon=True) for index in range(self.concurrency)]
+        renewer = threading.Thread(target=self._renew_loop, name="team-lease-renewer",
+                                   daemon=True)
+        renewer.start()
         try:
             for thread in threads:
                 thread.start()
@@ -98,6 +103,7 @@ class Worker:
                 while thread.is_alive():
                     thread.join(timeout=0.2)
         finally:
+            self._stop.set()
             restore()
         log.info("worker %s stopped: %d done, %d retried, %d dead, %d lost", self.worker_id,
                  self.stats.done, self.stats.retried, self.stats.dead, self.stats.lost)
@@ -108,8 +114,26 @@ class Worker:
         claimed = claim(self.store, self.worker_id, self.options, recipients=self.recipients)
         if claimed is None:
             return False
-        self._handle(claimed)
+        with self._held_lock:
+            self._held[claimed.id] = claimed
+        try:
+            self._handle(claimed)
+        finally:
+            with self._held_lock:
+                self._held.pop(claimed.id, None)
         return True
+
+    def _renew_loop(self) -> None:
+        """Renew the leases of messages in hand every third of the lease time."""
+        interval = self.options.lease_s / 3
+        while not self._stop.wait(interval):
+            with self._held_lock:
+                held = list(self._held.values())
+            try:
+                renew_leases(self.store, held, self.options.lease_s)
+            except Exception:  # the next round tries again; the claim checks stay correct
+                log.exception("worker %s: renewing %d lease(s) failed", self.worker_id,
+                              len(held))
 
     def _loop(self) -> None:
         while not self._stop.is_set():
