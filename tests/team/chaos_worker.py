@@ -23,13 +23,15 @@ from tinysdlc_nb.team.settings import load_team_settings
 
 
 class LoggingAgent:
+    batch_size = 8
+
     def __init__(self, _context):
         self.descriptor = os.open(sys.argv[2], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def reply(self, request, spec):
         line = f"{request.message_id} {request.attempt} {os.getpid()}\n"
         os.write(self.descriptor, line.encode())
-        time.sleep(random.uniform(0, 0.003))
+        time.sleep(random.uniform(0, 0.02))
         return AgentReply(text=f"{spec.id} handled {request.message_id}")
 
 

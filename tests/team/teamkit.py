@@ -13,6 +13,7 @@ from tinysdlc_nb.team.settings import AgentSpec
 class ScriptedAgent:
     """An agent whose reply each test chooses: a function of the request, recorded in order."""
 
+    batch_size = 4
     script: Callable[[AgentRequest], AgentReply | str] | None = None
     calls: list[AgentRequest] = []
     lock = threading.Lock()

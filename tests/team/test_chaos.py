@@ -74,12 +74,16 @@ def test_sigkill_loses_nothing(tmp_path, chaos_url):
     chooser = random.Random(20261205)
 
     workers = [start_worker(project, log_file, env) for _ in range(WORKERS)]
+    kills_in_flight = 0
     try:
         for _ in range(KILLS):
-            time.sleep(chooser.uniform(0.05, 0.5))
+            time.sleep(chooser.uniform(0.05, 0.3))
+            if not open_messages(store):
+                break
             victim = chooser.randrange(WORKERS)
             workers[victim].send_signal(signal.SIGKILL)
             workers[victim].wait()
+            kills_in_flight += 1
             workers[victim] = start_worker(project, log_file, env)
 
         deadline = time.monotonic() + 180
@@ -91,6 +95,8 @@ def test_sigkill_loses_nothing(tmp_path, chaos_url):
         for worker in workers:
             worker.wait(timeout=30)
 
+    # The kills must land while messages flow, or the test proves nothing.
+    assert kills_in_flight >= KILLS // 2
     with store.engine.connect() as connection:
         rows = connection.execute(select(team_messages.c.id, team_messages.c.recipient,
                                          team_messages.c.status, team_messages.c.attempts,

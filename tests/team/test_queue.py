@@ -322,7 +322,7 @@ def test_events_record_handoffs(any_store, team_settings, tmp_path):
             team_events.c.conversation_id == started.conversation_id)
             .order_by(team_events.c.id)).all()
     assert [tuple(row) for row in kinds] == [("started", None), ("sent", "devops"),
-                                             ("handoff", "coder"), ("replied", None)]
+                                             ("handoff", "coder")]
 
 
 def test_stale_finish_after_retry_rejected(any_store, team_settings, tmp_path):

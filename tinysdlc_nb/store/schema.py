@@ -214,6 +214,13 @@ team_messages = Table(
     Index("ix_team_messages_conversation", "conversation_id"),
 )
 
+# Every agent that was ever sent a message. A claim looks up the oldest open message of each
+# mailbox through the index, so its cost grows with the agents, not with the queue.
+team_mailboxes = Table(
+    "team_mailboxes", metadata,
+    Column("agent", String(100), primary_key=True),
+)
+
 # Every finished hand-over of a message to an agent; (message_id, attempt) is unique.
 team_attempts = Table(
     "team_attempts", metadata,

@@ -254,6 +254,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
                          f"{', '.join(sorted(settings.agents))}")
 
     store = open_store(config.database_url)
+    store.relax_durability()
     try:
         worker = build_worker(store, config, settings, settings_file=args.settings,
                               once=args.once, concurrency=args.concurrency,

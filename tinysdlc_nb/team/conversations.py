@@ -7,17 +7,37 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from ..errors import UsageError
 from ..scrub import scrub
 from ..store import Store, utc_now
 from ..store.schema import team_conversations, team_events, team_messages
 from .model import RouteDecision
-from .queue import DEAD, DONE, NewMessage, insert_message, open_count, record_event
+from .queue import DEAD, DONE, NewMessage, insert_message, record_event
 
 OPEN, ANSWERED = "open", "answered"
 SEPARATOR = "\n\n------\n\n"
+
+# Statements of the path that ends a conversation, built once (see queue.py).
+_ANSWER = (update(team_conversations)
+           .where(team_conversations.c.id == bindparam("conversation"))
+           .values(status=bindparam("status"), finished_at=bindparam("finished_at"),
+                   answer=bindparam("answer"))
+           .returning(team_conversations.c.started_by))
+_MESSAGES_DONE_ORDER = (select(team_messages.c.recipient, team_messages.c.status,
+                               team_messages.c.reply, team_messages.c.files,
+                               team_messages.c.attempts, team_messages.c.last_error)
+                        .where(team_messages.c.conversation_id == bindparam("conversation"))
+                        .order_by(team_messages.c.finished_at, team_messages.c.id))
+_OPEN_CONVERSATIONS = (select(team_messages.c.conversation_id).distinct()
+                       .where(team_messages.c.conversation_id.in_(
+                           bindparam("ids", expanding=True)),
+                           team_messages.c.status.in_(("pending", "processing"))))
+_DROPS = (select(team_events.c.actor, team_events.c.detail)
+          .where(team_events.c.conversation_id == bindparam("conversation"),
+                 team_events.c.kind == "dropped")
+          .order_by(team_events.c.id))
 
 
 @dataclass(frozen=True)
@@ -74,24 +94,26 @@ def insert_conversation(connection: Connection, decision: RouteDecision, *, text
     return Started(conversation_id, tuple(ids))
 
 
-def finish_if_complete(connection: Connection, conversation_id: int,
-                       now: dt.datetime) -> str | None:
-    """Write the answer when no message of the conversation is open; return it, else None.
+def finish_completed(connection: Connection, conversation_ids: list[int],
+                     now: dt.datetime) -> dict[int, str]:
+    """Write the answer of each conversation with no open message left; return the answers.
 
-    The caller holds the conversation's lock (``lock_conversation``) in this transaction.
+    The caller holds the conversations' locks (``lock_conversations``) in this transaction.
     """
-    if open_count(connection, conversation_id):
-        return None
-
-    answer = aggregate_answer(connection, conversation_id)
-    connection.execute(update(team_conversations)
-                       .where(team_conversations.c.id == conversation_id)
-                       .values(status=ANSWERED, finished_at=now, answer=answer))
-    started_by = connection.execute(select(team_conversations.c.started_by).where(
-        team_conversations.c.id == conversation_id)).scalar_one()
-    record_event(connection, conversation_id, "answered", "tinysdlc-nb", target=started_by,
-                 detail={"chars": len(answer)}, at=now)
-    return answer
+    if not conversation_ids:
+        return {}
+    still_open = set(connection.execute(_OPEN_CONVERSATIONS,
+                                        {"ids": list(conversation_ids)}).scalars())
+    answers = {}
+    for conversation_id in sorted(set(conversation_ids) - still_open):
+        answer = aggregate_answer(connection, conversation_id)
+        started_by = connection.execute(_ANSWER, {
+            "conversation": conversation_id, "status": ANSWERED, "finished_at": now,
+            "answer": answer}).scalar_one()
+        record_event(connection, conversation_id, "answered", "tinysdlc-nb", target=started_by,
+                     detail={"chars": len(answer)}, at=now)
+        answers[conversation_id] = answer
+    return answers
 
 
 def aggregate_answer(connection: Connection, conversation_id: int) -> str:
@@ -100,14 +122,9 @@ def aggregate_answer(connection: Connection, conversation_id: int) -> str:
     A single reply with nothing else to report is the answer as it is; several replies
     become ``@agent: reply`` sections in the order they were finished.
     """
-    messages = connection.execute(
-        select(team_messages).where(team_messages.c.conversation_id == conversation_id)
-        .order_by(team_messages.c.finished_at, team_messages.c.id)).mappings().all()
-    drops = connection.execute(
-        select(team_events.c.actor, team_events.c.detail)
-        .where(team_events.c.conversation_id == conversation_id,
-               team_events.c.kind == "dropped")
-        .order_by(team_events.c.id)).all()
+    messages = connection.execute(_MESSAGES_DONE_ORDER,
+                                  {"conversation": conversation_id}).mappings().all()
+    drops = connection.execute(_DROPS, {"conversation": conversation_id}).all()
 
     replies = [row for row in messages if row["status"] == DONE and row["reply"]]
     dead = [row for row in messages if row["status"] == DEAD]

@@ -1,7 +1,8 @@
-"""Finishing a claimed message: store the reply and its hand-offs, or retry, or give up.
+"""Finishing claimed messages: store the replies and their hand-offs, or retry, or give up.
 
-Each finish is one transaction that starts by checking the worker still holds the
-attempt, so a worker that lost its lease can never add hand-offs or answer twice.
+A batch of messages is finished in one transaction that starts by checking, for each
+message, that the worker still holds the attempt; a message whose lease was lost changes
+nothing, so a worker that lost its lease can never add hand-offs or answer twice.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -19,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..scrub import scrub
 from ..store import Store, utc_now
 from ..store.schema import team_messages, team_notifications
-from .conversations import finish_if_complete
+from .conversations import finish_completed
 from .files import FileRefused, extract_files, file_record, resolve_outgoing
 from .model import AgentReply, Dropped, DropReason, RouteContext
 from .queue import (
@@ -30,17 +32,22 @@ from .queue import (
     PROCESSING,
     SYSTEM,
     Claimed,
+    LeaseLost,
     NewMessage,
     QueueOptions,
+    attempt_row,
     insert_message,
     lock_conversation,
+    lock_conversations,
     mark_finished,
     message_count,
-    record_attempt,
+    record_attempts,
     record_event,
+    release_held,
 )
 from .routing import route
 from .settings import TeamSettings
+from .tags import TAG_OPENING
 
 log = logging.getLogger(__name__)
 
@@ -55,84 +62,173 @@ class Outcome:
     answer: str | None = None
 
 
+@dataclass(frozen=True)
+class Result:
+    """What an agent did with one claimed message: a reply, or a failure to record."""
+
+    claimed: Claimed
+    reply: AgentReply | None = None
+    error: str = ""
+    retry_after_s: float | None = None
+    permanent: bool = False
+
+
+LOST = "lost"
+RELEASED = "released"
+
+
 def finish_with_reply(store: Store, claimed: Claimed, reply: AgentReply,
                       settings: TeamSettings, files_dir: Path) -> Outcome:
-    """Store the agent's reply, enqueue its hand-offs and answer the conversation if it ended."""
-    text = scrub(reply.text)
-    routed_text, paths = extract_files(text)
-    accepted, refused = _check_files(paths, files_dir)
-    now = utc_now()
-
-    with store.begin() as connection:
-        mark_finished(connection, claimed, DONE, now, reply=text, finished_at=now,
-                      files=json.dumps(accepted))
-        conversation = lock_conversation(connection, claimed.conversation_id)
-        used = message_count(connection, claimed.conversation_id)
-        decision = route(claimed.recipient, routed_text, settings, RouteContext(
-            depth=claimed.depth, hops=claimed.hops, messages_used=used,
-            max_messages=conversation["max_messages"]))
-
-        handoffs = []
-        for delivery in decision.deliveries:
-            message_id = insert_message(connection, claimed.conversation_id, NewMessage(
-                sender=claimed.recipient, recipient=delivery.to, directed=delivery.directed,
-                shared_context=decision.shared_context, body=delivery.message,
-                depth=claimed.depth + 1, hops=(*claimed.hops, (claimed.recipient, delivery.to)),
-                parent_id=claimed.id,
-            ), claimed.max_attempts, now)
-            handoffs.append(message_id)
-            record_event(connection, claimed.conversation_id, "handoff", claimed.recipient,
-                         message_id=message_id, target=delivery.to, at=now,
-                         detail={"directed": delivery.directed, "parent": claimed.id})
-
-        problems = [*decision.dropped, *refused]
-        for dropped in problems:
-            record_event(connection, claimed.conversation_id, "dropped", claimed.recipient,
-                         message_id=claimed.id, target=dropped.mention,
-                         detail=dropped.as_json(), at=now)
-        if problems and claimed.kind != NOTICE \
-                and used + len(handoffs) < conversation["max_messages"]:
-            _send_notice(connection, claimed, problems, now)
-
-        for recipient, note in reply.notifications:
-            _notify(connection, claimed, recipient, note, now)
-        record_attempt(connection, claimed, DONE, now)
-        record_event(connection, claimed.conversation_id, "replied", claimed.recipient,
-                     message_id=claimed.id, at=now,
-                     detail={"attempt": claimed.attempt, "handoffs": len(handoffs),
-                             "dropped": len(problems), **reply.meta})
-        answer = finish_if_complete(connection, claimed.conversation_id, now)
-    return Outcome(DONE, tuple(handoffs), tuple(problems), answer)
+    """Store one agent's reply; raise LeaseLost when the worker no longer holds the message."""
+    return _single(finish_batch(store, [Result(claimed, reply)], settings=settings,
+                                files_dir=files_dir, options=QueueOptions()), claimed)
 
 
 def finish_with_failure(store: Store, claimed: Claimed, error: str, options: QueueOptions, *,
                         retry_after_s: float | None = None, permanent: bool = False) -> Outcome:
     """Schedule a retry after the backoff, or mark the message dead when none is left."""
-    error = scrub(error)
+    result = Result(claimed, error=error, retry_after_s=retry_after_s, permanent=permanent)
+    return _single(finish_batch(store, [result], settings=None, files_dir=None,
+                                options=options), claimed)
+
+
+def _single(outcomes: list[Outcome], claimed: Claimed) -> Outcome:
+    if outcomes[0].status == LOST:
+        raise LeaseLost(f"message {claimed.id} attempt {claimed.attempt} is no longer held by "
+                        f"{claimed.worker}")
+    return outcomes[0]
+
+
+def finish_batch(store: Store, results: list[Result], *, settings: TeamSettings | None,
+                 files_dir: Path | None, options: QueueOptions,
+                 unprocessed: list[Claimed] = ()) -> list[Outcome]:
+    """Finish several claimed messages in one transaction; return one outcome per result.
+
+    ``unprocessed`` are claimed messages the agent never saw (an earlier one of the same
+    agent failed); they go back to the queue without spending their attempt. A message
+    whose lease was lost gets the outcome ``lost`` and changes nothing.
+    """
     now = utc_now()
-    give_up = permanent or claimed.attempt >= claimed.max_attempts
+    prepared = [_prepare(result, files_dir, options, now) for result in results]
 
     with store.begin() as connection:
-        if not give_up:
-            wait_s = options.backoff_s(claimed.attempt, retry_after_s)
-            mark_finished(connection, claimed, PENDING, now, last_error=error,
-                          available_at=now + dt.timedelta(seconds=wait_s))
-            record_attempt(connection, claimed, "retry", now, error)
-            record_event(connection, claimed.conversation_id, "retry", claimed.worker,
-                         message_id=claimed.id, target=claimed.recipient, at=now,
-                         detail={"attempt": claimed.attempt, "wait_s": wait_s, "error": error})
-            return Outcome(PENDING)
+        held = [mark_finished(connection, result.claimed, status, now, **values)
+                for result, (status, values, _extra) in zip(results, prepared, strict=True)]
+        for claimed in unprocessed:
+            release_held(connection, claimed, now)
+        kept = [index for index, is_held in enumerate(held) if is_held]
+        touched = sorted({results[index].claimed.conversation_id for index in kept})
+        lock_conversations(connection, touched)
 
-        reason = error if permanent else (f"{error} (gave up after {claimed.attempt} of "
-                                          f"{claimed.max_attempts} attempts)")
-        mark_finished(connection, claimed, DEAD, now, last_error=reason, finished_at=now)
-        record_attempt(connection, claimed, DEAD, now, error)
-        lock_conversation(connection, claimed.conversation_id)
+        outcomes = [Outcome(LOST)] * len(results)
+        attempts = []
+        for index in kept:
+            result = results[index]
+            status, _values, extra = prepared[index]
+            outcome_name = "retry" if status == PENDING else status
+            attempts.append(attempt_row(result.claimed, outcome_name, now, result.error or None))
+            if result.reply is not None:
+                outcomes[index] = _after_reply(connection, result, settings, extra, now)
+            else:
+                outcomes[index] = _after_failure(connection, result, status, extra, now)
+        record_attempts(connection, attempts)
+        answers = finish_completed(connection, touched, now)
+
+    for index in kept:
+        if outcomes[index].status == DEAD:
+            log.error("message %s to %s is dead: %s", results[index].claimed.id,
+                      results[index].claimed.recipient, prepared[index][2])
+    return [_with_answer(outcome, result, answers)
+            for result, outcome in zip(results, outcomes, strict=True)]
+
+
+def _prepare(result: Result, files_dir: Path | None, options: QueueOptions,
+             now: dt.datetime) -> tuple[str, dict[str, Any], Any]:
+    """Return the message's new status, its column values, and what the next step needs."""
+    claimed = result.claimed
+    if result.reply is not None:
+        text = scrub(result.reply.text)
+        routed_text, paths = extract_files(text)
+        accepted, refused = _check_files(paths, files_dir) if paths else ([], [])
+        values = {"reply": text, "files": json.dumps(accepted), "finished_at": now}
+        return DONE, values, (routed_text, refused)
+
+    error = scrub(result.error)
+    if result.permanent or claimed.attempt >= claimed.max_attempts:
+        reason = error if result.permanent else (f"{error} (gave up after {claimed.attempt} "
+                                                 f"of {claimed.max_attempts} attempts)")
+        return DEAD, {"last_error": reason, "finished_at": now}, reason
+    wait_s = options.backoff_s(claimed.attempt, result.retry_after_s)
+    values = {"last_error": error, "available_at": now + dt.timedelta(seconds=wait_s)}
+    return PENDING, values, {"wait_s": wait_s, "error": error}
+
+
+def _after_reply(connection: Connection, result: Result, settings: TeamSettings | None,
+                 extra: tuple[str, list[Dropped]], now: dt.datetime) -> Outcome:
+    claimed = result.claimed
+    routed_text, refused = extra
+    handoffs: list[int] = []
+    problems: list[Dropped] = list(refused)
+    # Most replies carry no tag at all, and those need neither routing nor the counts.
+    if TAG_OPENING in routed_text or problems:
+        handoffs, problems = _route_reply(connection, claimed, routed_text, settings, refused,
+                                          now)
+    for recipient, note in result.reply.notifications:
+        _notify(connection, claimed, recipient, note, now)
+    return Outcome(DONE, tuple(handoffs), tuple(problems))
+
+
+def _after_failure(connection: Connection, result: Result, status: str, extra: Any,
+                   now: dt.datetime) -> Outcome:
+    claimed = result.claimed
+    if status == DEAD:
         record_event(connection, claimed.conversation_id, "dead", claimed.worker,
-                     message_id=claimed.id, target=claimed.recipient, detail=reason, at=now)
-        answer = finish_if_complete(connection, claimed.conversation_id, now)
-    log.error("message %s to %s is dead: %s", claimed.id, claimed.recipient, reason)
-    return Outcome(DEAD, answer=answer)
+                     message_id=claimed.id, target=claimed.recipient, detail=extra, at=now)
+        return Outcome(DEAD)
+    record_event(connection, claimed.conversation_id, "retry", claimed.worker,
+                 message_id=claimed.id, target=claimed.recipient, at=now,
+                 detail={"attempt": claimed.attempt, **extra})
+    return Outcome(PENDING)
+
+
+def _with_answer(outcome: Outcome, result: Result, answers: dict[int, str]) -> Outcome:
+    answer = answers.get(result.claimed.conversation_id)
+    if answer is None or outcome.status == LOST:
+        return outcome
+    return Outcome(outcome.status, outcome.handoffs, outcome.dropped, answer)
+
+
+def _route_reply(connection: Connection, claimed: Claimed, text: str, settings: TeamSettings,
+                 refused: list[Dropped], now: dt.datetime) -> tuple[list[int], list[Dropped]]:
+    """Enqueue the reply's hand-offs and record what was not delivered, with a notice."""
+    conversation = lock_conversation(connection, claimed.conversation_id)
+    used = message_count(connection, claimed.conversation_id)
+    decision = route(claimed.recipient, text, settings, RouteContext(
+        depth=claimed.depth, hops=claimed.hops, messages_used=used,
+        max_messages=conversation["max_messages"]))
+
+    handoffs = []
+    for delivery in decision.deliveries:
+        message_id = insert_message(connection, claimed.conversation_id, NewMessage(
+            sender=claimed.recipient, recipient=delivery.to, directed=delivery.directed,
+            shared_context=decision.shared_context, body=delivery.message,
+            depth=claimed.depth + 1, hops=(*claimed.hops, (claimed.recipient, delivery.to)),
+            parent_id=claimed.id,
+        ), claimed.max_attempts, now)
+        handoffs.append(message_id)
+        record_event(connection, claimed.conversation_id, "handoff", claimed.recipient,
+                     message_id=message_id, target=delivery.to, at=now,
+                     detail={"directed": delivery.directed, "parent": claimed.id})
+
+    problems = [*decision.dropped, *refused]
+    for dropped in problems:
+        record_event(connection, claimed.conversation_id, "dropped", claimed.recipient,
+                     message_id=claimed.id, target=dropped.mention, detail=dropped.as_json(),
+                     at=now)
+    if problems and claimed.kind != NOTICE \
+            and used + len(handoffs) < conversation["max_messages"]:
+        _send_notice(connection, claimed, problems, now)
+    return handoffs, problems
 
 
 def bury_expired(store: Store, now: dt.datetime | None = None) -> list[int]:
@@ -161,10 +257,10 @@ def bury_expired(store: Store, now: dt.datetime | None = None) -> list[int]:
                         finished_at=now, last_error=reason))
             if result.rowcount != 1:
                 continue
-            lock_conversation(connection, conversation_id)
+            lock_conversations(connection, [conversation_id])
             record_event(connection, conversation_id, "dead", SYSTEM, message_id=message_id,
                          detail=reason, at=now)
-            finish_if_complete(connection, conversation_id, now)
+            finish_completed(connection, [conversation_id], now)
         buried.append(message_id)
         log.error("message %s is dead: %s", message_id, reason)
     return buried

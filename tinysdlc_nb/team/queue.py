@@ -16,19 +16,27 @@ workers on several machines:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
 from ..errors import UsageError
 from ..scrub import scrub
 from ..store import Store, as_utc, utc_now
-from ..store.schema import team_attempts, team_conversations, team_events, team_messages
+from ..store.schema import (
+    team_attempts,
+    team_conversations,
+    team_events,
+    team_mailboxes,
+    team_messages,
+)
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +107,49 @@ class LeaseLost(RuntimeError):
     """The worker's lease expired and another worker took the message; drop the result."""
 
 
+# Statements of the hot path, built once: building a statement per call costs more than
+# running it on SQLite.
+_INSERT_MESSAGE = insert(team_messages)
+_INSERT_EVENT = insert(team_events)
+_INSERT_ATTEMPT = insert(team_attempts)
+_FINISH_HELD = (update(team_messages)
+                .where(team_messages.c.id == bindparam("held_id"),
+                       team_messages.c.status == PROCESSING,
+                       team_messages.c.lease_owner == bindparam("held_worker"),
+                       team_messages.c.attempts == bindparam("held_attempt")))
+_READ_CONVERSATION = select(team_conversations).where(
+    team_conversations.c.id == bindparam("conversation"))
+_LOCK_CONVERSATION = _READ_CONVERSATION.with_for_update()
+_LOCK_CONVERSATIONS = (select(team_conversations.c.id)
+                       .where(team_conversations.c.id.in_(bindparam("ids", expanding=True)))
+                       .order_by(team_conversations.c.id).with_for_update())
+_COUNT_MESSAGES = select(func.count()).select_from(team_messages).where(
+    team_messages.c.conversation_id == bindparam("conversation"))
+_COUNT_OPEN = _COUNT_MESSAGES.where(team_messages.c.status.in_(OPEN_STATUSES))
+_FOLLOWING = (select(team_messages.c.id, team_messages.c.status, team_messages.c.available_at)
+              .where(team_messages.c.recipient == bindparam("recipient"),
+                     team_messages.c.status.in_(OPEN_STATUSES),
+                     team_messages.c.id > bindparam("after"))
+              .order_by(team_messages.c.id).limit(bindparam("count")))
+_TAKE_FOLLOWERS = (update(team_messages)
+                   .where(team_messages.c.id.in_(bindparam("ids", expanding=True)),
+                          team_messages.c.status == PENDING)
+                   .values(status=PROCESSING, lease_owner=bindparam("worker"),
+                           lease_expires_at=bindparam("expires"),
+                           attempts=team_messages.c.attempts + 1,
+                           started_at=func.coalesce(team_messages.c.started_at,
+                                                    bindparam("now")))
+                   .returning(*team_messages.c))
+
+
 def insert_message(connection: Connection, conversation_id: int, message: NewMessage,
                    max_attempts: int, now: dt.datetime) -> int:
     """Insert one pending message and return its id; the text is redacted first."""
-    result = connection.execute(insert(team_messages).values(
+    dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" \
+        else sqlite.insert
+    connection.execute(dialect_insert(team_mailboxes).values(agent=message.recipient)
+                       .on_conflict_do_nothing(index_elements=["agent"]))
+    result = connection.execute(_INSERT_MESSAGE, dict(
         conversation_id=conversation_id, parent_id=message.parent_id, sender=message.sender,
         recipient=message.recipient, kind=message.kind, depth=message.depth,
         hops=json.dumps([list(hop) for hop in message.hops]),
@@ -117,7 +164,7 @@ def record_event(connection: Connection, conversation_id: int, kind: str, actor:
                  message_id: int | None = None, target: str | None = None,
                  detail: Any = "", at: dt.datetime | None = None) -> None:
     """Append one event of a conversation; the detail is stored redacted, as JSON."""
-    connection.execute(insert(team_events).values(
+    connection.execute(_INSERT_EVENT, dict(
         conversation_id=conversation_id, message_id=message_id, at=at or utc_now(), kind=kind,
         actor=actor, target=target, detail=json.dumps(_scrub_detail(detail))))
 
@@ -130,37 +177,59 @@ def claim(store: Store, worker: str, options: QueueOptions, *,
     Claimable: the oldest unfinished message of its recipient, and either pending and due,
     or processing with an expired lease and attempts left.
     """
-    now = now or utc_now()
-    head = aliased(team_messages)
-    oldest_open = (select(func.min(head.c.id))
-                   .where(head.c.recipient == team_messages.c.recipient,
-                          head.c.status.in_(OPEN_STATUSES))
-                   .scalar_subquery())
-    claimable = or_(
-        and_(team_messages.c.status == PENDING, team_messages.c.available_at <= now),
-        and_(team_messages.c.status == PROCESSING, team_messages.c.lease_expires_at < now,
-             team_messages.c.attempts < team_messages.c.max_attempts),
-    )
-    candidate = (select(team_messages.c.id)
-                 .where(team_messages.c.status.in_(OPEN_STATUSES), claimable,
-                        team_messages.c.id == oldest_open)
-                 .order_by(team_messages.c.id).limit(1))
-    if recipients is not None:
-        candidate = candidate.where(team_messages.c.recipient.in_(list(recipients)))
-    if store.dialect == "postgresql":
-        candidate = candidate.with_for_update(skip_locked=True)
+    batch = claim_batch(store, worker, options, recipients=recipients, now=now, limit=1)
+    return batch[0] if batch else None
 
-    statement = (update(team_messages)
-                 .where(team_messages.c.id == candidate.scalar_subquery(), claimable)
-                 .values(status=PROCESSING, lease_owner=worker,
-                         lease_expires_at=now + dt.timedelta(seconds=options.lease_s),
-                         attempts=team_messages.c.attempts + 1,
-                         started_at=func.coalesce(team_messages.c.started_at, now))
-                 .returning(*team_messages.c))
+
+def claim_batch(store: Store, worker: str, options: QueueOptions, *,
+                recipients: Collection[str] | None = None, now: dt.datetime | None = None,
+                limit: int | Callable[[str], int] = 1) -> list[Claimed]:
+    """Claim the oldest claimable message and up to ``limit - 1`` more of the same agent.
+
+    ``limit`` may be a function of the agent id, so a slow agent can take one message at a
+    time while a fast one takes many.
+
+    The extra messages are the ones that follow it in the agent's mailbox, as long as each
+    is pending and due, so the agent still sees them in order. While the first one is held
+    no other worker can claim any of them, because only a mailbox's oldest open message is
+    claimable.
+    """
+    now = now or utc_now()
+    expires = now + dt.timedelta(seconds=options.lease_s)
+    params = {"now": now, "worker": worker, "expires": expires}
+    if recipients is not None:
+        params["recipients"] = list(recipients)
+
     with store.begin() as connection:
-        row = connection.execute(statement).mappings().first()
-    if row is None:
-        return None
+        statement = _claim_statement(store.dialect, recipients is not None)
+        head = connection.execute(statement, params).mappings().first()
+        if head is None:
+            return []
+        rows = [head]
+        count = limit(head["recipient"]) if callable(limit) else limit
+        if count > 1:
+            rows += _claim_followers(connection, head, count - 1, now, worker, expires)
+    return [_claimed(row, worker, now) for row in rows]
+
+
+def _claim_followers(connection: Connection, head: Any, count: int, now: dt.datetime,
+                     worker: str, expires: dt.datetime) -> list[Any]:
+    following = connection.execute(_FOLLOWING, {
+        "recipient": head["recipient"], "after": head["id"], "count": count}).all()
+    ids = []
+    for message_id, status, available_at in following:
+        if status != PENDING or as_utc(available_at) > now:
+            break
+        ids.append(message_id)
+    if not ids:
+        return []
+
+    rows = connection.execute(_TAKE_FOLLOWERS, {
+        "ids": ids, "worker": worker, "expires": expires, "now": now}).mappings().all()
+    return sorted(rows, key=lambda row: row["id"])
+
+
+def _claimed(row: Any, worker: str, now: dt.datetime) -> Claimed:
     return Claimed(id=row["id"], conversation_id=row["conversation_id"],
                    parent_id=row["parent_id"], sender=row["sender"],
                    recipient=row["recipient"], kind=row["kind"], depth=row["depth"],
@@ -169,53 +238,114 @@ def claim(store: Store, worker: str, options: QueueOptions, *,
                    max_attempts=row["max_attempts"], worker=worker, claimed_at=now)
 
 
+@functools.cache
+def _claim_statement(dialect: str, filtered: bool):
+    """Build the claim statement once per dialect; the values are bound at each call.
+
+    Building it anew for every claim costs more than running it.
+    """
+    now = bindparam("now", type_=team_messages.c.available_at.type)
+
+    def claimable(table):
+        return or_(
+            and_(table.c.status == PENDING, table.c.available_at <= now),
+            and_(table.c.status == PROCESSING, table.c.lease_expires_at < now,
+                 table.c.attempts < table.c.max_attempts),
+        )
+
+    head = aliased(team_messages, name="head")
+    earlier = aliased(team_messages, name="earlier")
+    oldest_open = (select(func.min(earlier.c.id))
+                   .where(earlier.c.recipient == team_mailboxes.c.agent,
+                          earlier.c.status.in_(OPEN_STATUSES))
+                   .scalar_subquery())
+    # A message put back by `queue retry` can be older than one a worker holds; the
+    # mailbox then waits for the held one, so the agent never gets two at once.
+    busy = aliased(team_messages, name="busy")
+    held_elsewhere = (select(busy.c.id)
+                      .where(busy.c.recipient == team_mailboxes.c.agent,
+                             busy.c.status == PROCESSING, busy.c.id != head.c.id,
+                             busy.c.lease_expires_at >= now)
+                      .exists())
+    candidate = (select(head.c.id)
+                 .select_from(team_mailboxes.join(head, head.c.id == oldest_open))
+                 .where(claimable(head), ~held_elsewhere)
+                 .order_by(head.c.id).limit(1))
+    if filtered:
+        candidate = candidate.where(
+            team_mailboxes.c.agent.in_(bindparam("recipients", expanding=True)))
+    if dialect == "postgresql":
+        candidate = candidate.with_for_update(of=head, skip_locked=True)
+
+    return (update(team_messages)
+            .where(team_messages.c.id == candidate.scalar_subquery(), claimable(team_messages))
+            .values(status=PROCESSING, lease_owner=bindparam("worker"),
+                    lease_expires_at=bindparam("expires",
+                                               type_=team_messages.c.lease_expires_at.type),
+                    attempts=team_messages.c.attempts + 1,
+                    started_at=func.coalesce(team_messages.c.started_at, now))
+            .returning(*team_messages.c))
+
+
 def mark_finished(connection: Connection, claimed: Claimed, status: str, now: dt.datetime,
-                  **values: Any) -> None:
-    """Move a held message to ``status``; raise LeaseLost when the worker no longer holds it.
+                  **values: Any) -> bool:
+    """Move a held message to ``status``; return False when the worker no longer holds it.
 
     This is the first statement of a finishing transaction, so on SQLite it also takes
     the write lock before anything is read.
     """
-    result = connection.execute(
-        update(team_messages)
-        .where(team_messages.c.id == claimed.id, team_messages.c.status == PROCESSING,
-               team_messages.c.lease_owner == claimed.worker,
-               team_messages.c.attempts == claimed.attempt)
-        .values(status=status, lease_owner=None, lease_expires_at=None, **values))
-    if result.rowcount != 1:
-        raise LeaseLost(f"message {claimed.id} attempt {claimed.attempt} is no longer held "
-                        f"by {claimed.worker}")
+    result = connection.execute(_FINISH_HELD, {
+        "held_id": claimed.id, "held_worker": claimed.worker,
+        "held_attempt": claimed.attempt, "status": status, "lease_owner": None,
+        "lease_expires_at": None, **values})
+    return result.rowcount == 1
 
 
-def record_attempt(connection: Connection, claimed: Claimed, outcome: str, now: dt.datetime,
-                   error: str | None = None) -> None:
-    connection.execute(insert(team_attempts).values(
-        message_id=claimed.id, attempt=claimed.attempt, worker=claimed.worker,
-        agent=claimed.recipient, claimed_at=claimed.claimed_at, finished_at=now,
-        outcome=outcome, error=scrub(error) if error else None))
+def release_held(connection: Connection, claimed: Claimed, now: dt.datetime) -> bool:
+    """Put a held message back as pending without spending its attempt."""
+    result = connection.execute(_FINISH_HELD, {
+        "held_id": claimed.id, "held_worker": claimed.worker,
+        "held_attempt": claimed.attempt, "status": PENDING, "lease_owner": None,
+        "lease_expires_at": None, "attempts": claimed.attempt - 1, "available_at": now})
+    return result.rowcount == 1
+
+
+def attempt_row(claimed: Claimed, outcome: str, now: dt.datetime,
+                error: str | None = None) -> dict[str, Any]:
+    """Return the ``team_attempts`` row of one finished hand-over."""
+    return dict(message_id=claimed.id, attempt=claimed.attempt, worker=claimed.worker,
+                agent=claimed.recipient, claimed_at=claimed.claimed_at, finished_at=now,
+                outcome=outcome, error=scrub(error) if error else None)
+
+
+def record_attempts(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        connection.execute(_INSERT_ATTEMPT, rows)
+
+
+def lock_conversations(connection: Connection, conversation_ids: list[int]) -> None:
+    """Lock conversations on PostgreSQL, in id order so that two workers cannot deadlock.
+
+    Without the lock, two workers finishing the last two branches of one conversation at
+    once would each see the other's branch still open, and neither would write the answer.
+    """
+    if connection.dialect.name == "postgresql" and conversation_ids:
+        connection.execute(_LOCK_CONVERSATIONS, {"ids": sorted(conversation_ids)}).all()
 
 
 def lock_conversation(connection: Connection, conversation_id: int) -> dict[str, Any]:
-    """Read a conversation row, locked on PostgreSQL so finishes in it run one at a time.
-
-    Without the lock, two workers finishing the last two branches at once would each see
-    the other's branch still open, and neither would write the answer.
-    """
-    query = select(team_conversations).where(team_conversations.c.id == conversation_id)
-    if connection.dialect.name == "postgresql":
-        query = query.with_for_update()
-    return dict(connection.execute(query).mappings().one())
+    """Read a conversation row, locked on PostgreSQL (see ``lock_conversations``)."""
+    query = _LOCK_CONVERSATION if connection.dialect.name == "postgresql" \
+        else _READ_CONVERSATION
+    return dict(connection.execute(query, {"conversation": conversation_id}).mappings().one())
 
 
 def message_count(connection: Connection, conversation_id: int) -> int:
-    return connection.execute(select(func.count()).select_from(team_messages).where(
-        team_messages.c.conversation_id == conversation_id)).scalar_one()
+    return connection.execute(_COUNT_MESSAGES, {"conversation": conversation_id}).scalar_one()
 
 
 def open_count(connection: Connection, conversation_id: int) -> int:
-    return connection.execute(select(func.count()).select_from(team_messages).where(
-        team_messages.c.conversation_id == conversation_id,
-        team_messages.c.status.in_(OPEN_STATUSES))).scalar_one()
+    return connection.execute(_COUNT_OPEN, {"conversation": conversation_id}).scalar_one()
 
 
 def renew_leases(store: Store, held: Collection[Claimed], lease_s: float) -> int:
@@ -244,14 +374,7 @@ def release(store: Store, claimed: Claimed, reason: str) -> None:
     """Give a held message back without spending its attempt (the agent could not start)."""
     now = utc_now()
     with store.begin() as connection:
-        result = connection.execute(
-            update(team_messages)
-            .where(team_messages.c.id == claimed.id, team_messages.c.status == PROCESSING,
-                   team_messages.c.lease_owner == claimed.worker,
-                   team_messages.c.attempts == claimed.attempt)
-            .values(status=PENDING, lease_owner=None, lease_expires_at=None,
-                    attempts=team_messages.c.attempts - 1, available_at=now))
-        if result.rowcount == 1:
+        if release_held(connection, claimed, now):
             record_event(connection, claimed.conversation_id, "released", claimed.worker,
                          message_id=claimed.id, target=claimed.recipient, detail=reason,
                          at=now)

@@ -39,6 +39,8 @@ _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)?")
 _FENCE = re.compile(r"[ \t>]*(`{3,}|~{3,})([^\r\n]*)")
 _BACKTICKS = re.compile(r"`+")
 _BRACKET = re.compile(r"[\[\]]")
+# Every hand-off tag, well formed or not, starts with these two characters.
+TAG_OPENING = "[@"
 _TAG_OPEN = re.compile(r"\[@")
 _HEADER = re.compile(r"[A-Za-z0-9_.,\t -]*:")
 _ADDRESS = re.compile(r"\s*@([A-Za-z0-9][A-Za-z0-9_.-]*)(?::|(?=\s)|\Z)")

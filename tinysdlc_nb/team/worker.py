@@ -21,9 +21,9 @@ from pathlib import Path
 
 from ..store import Store
 from .agents import AgentPool
-from .delivery import bury_expired, finish_with_failure, finish_with_reply
+from .delivery import LOST, Outcome, Result, bury_expired, finish_batch
 from .model import AgentContext, AgentError, AgentRejected, AgentRequest, AgentUnusable
-from .queue import Claimed, LeaseLost, QueueOptions, claim, release, renew_leases
+from .queue import DEAD, DONE, Claimed, QueueOptions, claim_batch, renew_leases
 from .settings import TeamSettings
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,8 @@ class Worker:
     def __init__(self, store: Store, context: AgentContext,
                  settings_loader: Callable[[], TeamSettings], options: QueueOptions, *,
                  concurrency: int = 4, poll_interval_s: float = 0.005, once: bool = False,
-                 recipients: Collection[str] | None = None, worker_id: str | None = None):
+                 recipients: Collection[str] | None = None, worker_id: str | None = None,
+                 batch_size: int = 32):
         self.store = store
         self.context = context
         self.options = options
@@ -67,6 +68,7 @@ class Worker:
         self.poll_interval_s = poll_interval_s
         self.once = once
         self.recipients = recipients
+        self.batch_size = batch_size
         self.worker_id = worker_id or new_worker_id()
         self.stats = WorkerStats()
         self.unusable: AgentUnusable | None = None
@@ -110,18 +112,35 @@ class Worker:
         return self.stats
 
     def process_one(self) -> bool:
-        """Claim and process one message; return False when nothing was claimable."""
-        claimed = claim(self.store, self.worker_id, self.options, recipients=self.recipients)
-        if claimed is None:
+        """Claim and process one batch of one agent's messages; False when none was claimable."""
+        batch = claim_batch(self.store, self.worker_id, self.options,
+                            recipients=self.recipients, limit=self._batch_limit)
+        if not batch:
             return False
         with self._held_lock:
-            self._held[claimed.id] = claimed
+            self._held.update((claimed.id, claimed) for claimed in batch)
         try:
-            self._handle(claimed)
+            self._handle(batch)
         finally:
             with self._held_lock:
-                self._held.pop(claimed.id, None)
+                for claimed in batch:
+                    self._held.pop(claimed.id, None)
         return True
+
+    def _batch_limit(self, agent_id: str) -> int:
+        """Return how many messages of ``agent_id`` one claim may take.
+
+        An agent object may set ``batch_size``; agents that call a remote model take one
+        at a time, so a crash never holds back more than one finished reply.
+        """
+        spec = self._current_settings().agents.get(agent_id)
+        if spec is None:
+            return 1
+        try:
+            agent = self._pool.agent_for(spec)
+        except (AgentRejected, AgentUnusable):
+            return 1
+        return max(1, min(self.batch_size, getattr(agent, "batch_size", 1)))
 
     def _renew_loop(self) -> None:
         """Renew the leases of messages in hand every third of the lease time."""
@@ -151,13 +170,39 @@ class Worker:
                 return
             self._stop.wait(self.poll_interval_s)
 
-    def _handle(self, claimed: Claimed) -> None:
+    def _handle(self, batch: list[Claimed]) -> None:
+        """Hand each message of the batch to its agent in order, then finish them together.
+
+        A failure that will be retried stops the batch: the messages after it go back to
+        the queue untouched, so the agent never sees them before the retried one.
+        """
         settings = self._current_settings()
+        results: list[Result] = []
+        unprocessed: list[Claimed] = []
+        for index, claimed in enumerate(batch):
+            result = self._run_agent(claimed, settings)
+            if result is None:
+                unprocessed = batch[index:]
+                break
+            results.append(result)
+            if result.reply is None and not result.permanent \
+                    and claimed.attempt < claimed.max_attempts:
+                unprocessed = batch[index + 1:]
+                break
+
+        outcomes = finish_batch(self.store, results, settings=settings,
+                                files_dir=self.context.files_dir, options=self.options,
+                                unprocessed=unprocessed)
+        for result, outcome in zip(results, outcomes, strict=True):
+            self._count(result, outcome)
+
+    def _run_agent(self, claimed: Claimed, settings: TeamSettings) -> Result | None:
+        """Return the agent's result for one message, or None when the agent cannot work."""
         spec = settings.agents.get(claimed.recipient)
         if spec is None:
-            self._fail(claimed, f"agent '{claimed.recipient}' is not in the team settings any "
-                                f"more; add it back and retry the message", permanent=True)
-            return
+            return Result(claimed, error=f"agent '{claimed.recipient}' is not in the team "
+                                         f"settings any more; add it back and retry the "
+                                         f"message", permanent=True)
 
         request = AgentRequest(agent_id=claimed.recipient, sender=claimed.sender,
                                message=claimed.body, conversation_id=claimed.conversation_id,
@@ -165,51 +210,37 @@ class Worker:
                                depth=claimed.depth, kind=claimed.kind)
         try:
             agent = self._pool.agent_for(spec)
-            reply = agent.reply(request, spec)
+            return Result(claimed, reply=agent.reply(request, spec))
         except AgentUnusable as error:
-            release(self.store, claimed, str(error))
             self.unusable = error
             log.error("agent %s cannot work: %s", claimed.recipient, error)
             self.stop(f"agent {claimed.recipient} cannot work")
-            return
+            return None
         except AgentRejected as error:
-            self._fail(claimed, str(error), permanent=True)
-            return
+            return Result(claimed, error=str(error), permanent=True)
         except AgentError as error:
-            self._fail(claimed, str(error), retry_after_s=error.retry_after_s)
-            return
+            return Result(claimed, error=str(error), retry_after_s=error.retry_after_s)
         except Exception as error:  # an agent's bug costs one attempt, not the worker
             log.exception("agent %s failed on message %s", claimed.recipient, claimed.id)
-            self._fail(claimed, f"agent {claimed.recipient} failed: "
-                                f"{type(error).__name__}: {error}")
-            return
+            return Result(claimed, error=f"agent {claimed.recipient} failed: "
+                                         f"{type(error).__name__}: {error}")
 
-        try:
-            outcome = finish_with_reply(self.store, claimed, reply, settings,
-                                        self.context.files_dir)
-        except LeaseLost as error:
+    def _count(self, result: Result, outcome: Outcome) -> None:
+        claimed = result.claimed
+        if outcome.status == LOST:
             self.stats.add("lost")
-            log.warning("dropping the reply to message %s: %s", claimed.id, error)
-            return
-        self.stats.add("done")
-        if outcome.answer is not None:
-            self.stats.add("answered")
-
-    def _fail(self, claimed: Claimed, error: str, *, retry_after_s: float | None = None,
-              permanent: bool = False) -> None:
-        try:
-            outcome = finish_with_failure(self.store, claimed, error, self.options,
-                                          retry_after_s=retry_after_s, permanent=permanent)
-        except LeaseLost as lost:
-            self.stats.add("lost")
-            log.warning("message %s: %s", claimed.id, lost)
-            return
-        if outcome.status == "dead":
+            log.warning("dropping the result of message %s: worker %s no longer holds its "
+                        "attempt %d", claimed.id, self.worker_id, claimed.attempt)
+        elif outcome.status == DONE:
+            self.stats.add("done")
+        elif outcome.status == DEAD:
             self.stats.add("dead")
         else:
             self.stats.add("retried")
             log.warning("message %s to %s failed on attempt %d, retrying: %s", claimed.id,
-                        claimed.recipient, claimed.attempt, error)
+                        claimed.recipient, claimed.attempt, result.error)
+        if outcome.answer is not None:
+            self.stats.add("answered")
 
     def _bury_expired(self) -> None:
         now = time.monotonic()

@@ -54,6 +54,9 @@ class ProtocolAgent:
     The object keeps no state between calls, so the worker's threads can share it.
     """
 
+    # Replies take milliseconds, so the worker may hand over several messages per claim.
+    batch_size = 16
+
     def __init__(self, context: AgentContext):
         self.context = context
 

@@ -62,6 +62,10 @@ def upgrade() -> None:
     op.create_index("ix_team_messages_status", "team_messages", ["status", "available_at"])
     op.create_index("ix_team_messages_conversation", "team_messages", ["conversation_id"])
     op.create_table(
+        "team_mailboxes",
+        sa.Column("agent", sa.String(100), primary_key=True),
+    )
+    op.create_table(
         "team_attempts",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("message_id", sa.Integer, sa.ForeignKey("team_messages.id"), nullable=False),
@@ -105,6 +109,7 @@ def downgrade() -> None:
     op.drop_table("team_notifications")
     op.drop_table("team_events")
     op.drop_table("team_attempts")
+    op.drop_table("team_mailboxes")
     op.drop_index("ix_team_messages_conversation", "team_messages")
     op.drop_index("ix_team_messages_status", "team_messages")
     op.drop_index("ix_team_messages_mailbox", "team_messages")
