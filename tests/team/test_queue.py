@@ -13,10 +13,11 @@ from teamkit import team_document
 
 from tinysdlc_nb.errors import UsageError
 from tinysdlc_nb.store.schema import team_attempts, team_events, team_messages, team_notifications
+from tinysdlc_nb.team.claims import claim
 from tinysdlc_nb.team.conversations import conversation_detail, start_conversation
 from tinysdlc_nb.team.delivery import bury_expired, finish_with_failure, finish_with_reply
 from tinysdlc_nb.team.model import HUMAN, AgentContext, AgentReply
-from tinysdlc_nb.team.queue import LeaseLost, QueueOptions, claim, queue_counts, retry_dead
+from tinysdlc_nb.team.queue import LeaseLost, QueueOptions, queue_counts, retry_dead
 from tinysdlc_nb.team.routing import route_user_message
 from tinysdlc_nb.team.settings import parse_team_settings
 from tinysdlc_nb.team.worker import Worker

@@ -21,9 +21,10 @@ from pathlib import Path
 
 from ..store import Store
 from .agents import AgentPool
+from .claims import claim_batch, has_work, renew_leases
 from .delivery import LOST, Outcome, Result, bury_expired, finish_batch
 from .model import AgentContext, AgentError, AgentRejected, AgentRequest, AgentUnusable
-from .queue import DEAD, DONE, Claimed, QueueOptions, claim_batch, renew_leases
+from .queue import DEAD, DONE, Claimed, QueueOptions
 from .settings import TeamSettings
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,11 @@ class Worker:
         self._pool = AgentPool(context)
         self._stop = threading.Event()
         self._last_bury = 0.0
+        self._poll_lock = threading.Lock()
+        self._last_poll = 0.0
+        self._last_failure = ""
+        self._last_failure_at = 0.0
+        self._repeats = 0
         self._held: dict[int, Claimed] = {}
         self._held_lock = threading.Lock()
 
@@ -155,13 +161,18 @@ class Worker:
                               len(held))
 
     def _loop(self) -> None:
+        idle = False
         while not self._stop.is_set():
+            if idle and not self._take_poll_turn():
+                self._stop.wait(self.poll_interval_s)
+                continue
             try:
-                worked = self.process_one()
-            except Exception:  # a store error must not kill the thread silently
-                log.exception("worker %s: processing failed; trying again", self.worker_id)
+                worked = (not idle or has_work(self.store)) and self.process_one()
+            except Exception as error:  # a store error must not kill the thread silently
+                self._log_failure(error)
                 worked = False
                 self._stop.wait(min(1.0, self.poll_interval_s * 100))
+            idle = not worked
             if worked:
                 continue
 
@@ -169,6 +180,31 @@ class Worker:
             if self.once:
                 return
             self._stop.wait(self.poll_interval_s)
+
+    def _log_failure(self, error: Exception) -> None:
+        """Log a failed claim or finish; the same failure again within a minute is counted."""
+        key = f"{type(error).__name__}: {error}"
+        now = time.monotonic()
+        with self._poll_lock:
+            repeated = key == self._last_failure and now - self._last_failure_at < 60
+            if repeated:
+                self._repeats += 1
+                return
+            repeats, self._repeats = self._repeats, 0
+            self._last_failure, self._last_failure_at = key, now
+        suffix = f" ({repeats} repeat(s) of the previous failure were not logged)" \
+            if repeats else ""
+        log.error("worker %s: processing failed; trying again%s", self.worker_id, suffix,
+                  exc_info=error)
+
+    def _take_poll_turn(self) -> bool:
+        """Return True for one idle thread per poll interval, so idle reads do not multiply."""
+        with self._poll_lock:
+            now = time.monotonic()
+            if now - self._last_poll < self.poll_interval_s:
+                return False
+            self._last_poll = now
+            return True
 
     def _handle(self, batch: list[Claimed]) -> None:
         """Hand each message of the batch to its agent in order, then finish them together.
