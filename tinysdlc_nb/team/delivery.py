@@ -112,8 +112,7 @@ def finish_batch(store: Store, results: list[Result], *, settings: TeamSettings 
     prepared = [_prepare(result, files_dir, options, now) for result in results]
 
     with store.begin() as connection:
-        held = [mark_finished(connection, result.claimed, status, now, **values)
-                for result, (status, values, _extra) in zip(results, prepared, strict=True)]
+        held = _finish_in_order(connection, results, prepared, now)
         for claimed in unprocessed:
             release_held(connection, claimed, now)
         kept = [index for index, is_held in enumerate(held) if is_held]
@@ -140,6 +139,32 @@ def finish_batch(store: Store, results: list[Result], *, settings: TeamSettings 
                       results[index].claimed.recipient, prepared[index][2])
     return [_with_answer(outcome, result, answers)
             for result, outcome in zip(results, outcomes, strict=True)]
+
+
+def _finish_in_order(connection: Connection, results: list[Result], prepared: list[tuple],
+                     now: dt.datetime) -> list[bool]:
+    """Mark each held message finished; return which ones the worker still held.
+
+    Once one message of an agent is lost (its lease expired and another worker took it),
+    the later messages of that agent in the batch go back to the queue unfinished: their
+    replies must not be stored before the lost one's, or the agent's order would break.
+    """
+    held = []
+    lost_agents: set[str] = set()
+    for result, (status, values, _extra) in zip(results, prepared, strict=True):
+        claimed = result.claimed
+        if claimed.recipient in lost_agents:
+            # The agent has seen this attempt, so its number stays spent.
+            mark_finished(connection, claimed, PENDING, now, available_at=now,
+                          last_error="handed over again after an earlier message of the "
+                                     "same agent was taken over by another worker")
+            held.append(False)
+            continue
+        kept = mark_finished(connection, claimed, status, now, **values)
+        if not kept:
+            lost_agents.add(claimed.recipient)
+        held.append(kept)
+    return held
 
 
 def _prepare(result: Result, files_dir: Path | None, options: QueueOptions,
