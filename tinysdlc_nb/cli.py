@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="tinysdlc-nb", description="Release gates, sign-offs, evidence "
+    parser = _Parser(prog="tinysdlc-nb", description="Release gates, sign-offs, evidence, "
                      "incident timelines and team hand-offs for TinySDLC teams, run as notebooks.")
     parser.add_argument("--version", action="version", version=f"tinysdlc-nb {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")

@@ -225,3 +225,33 @@ def test_send_wait_times_out(team, run):
 
     assert code == 1
     assert "No answer after 0.2 s" in err
+
+
+def test_escalation_hands_off_named_incident(team, run, project):
+    for title in ("Old outage", "Payments down"):
+        run("incident", "open", "--title", title, "--severity", "P1", "--by", "alice")
+    run("worker", "--once")
+    store = store_of(project)
+    with store.engine.connect() as connection:
+        from sqlalchemy import select
+
+        from tinysdlc_nb.store.schema import team_messages
+        rows = connection.execute(select(team_messages.c.conversation_id,
+                                         team_messages.c.recipient, team_messages.c.directed)
+                                  .where(team_messages.c.recipient == "coder")).all()
+    store.close()
+
+    second = [row.directed for row in rows if row.conversation_id == 2]
+    assert len(second) == 1
+    assert "INC-2 Payments down" in second[0]
+
+
+def test_invalid_settings_warns_on_escalation(team, run, project):
+    (project / ".tinysdlc" / "settings.json").write_text("{\"agents\": ")
+
+    code, _out, err = run("incident", "open", "--title", "DB down", "--severity", "P0",
+                          "--by", "alice")
+
+    assert code == 0
+    assert "cannot be read" in err
+    assert "invalid JSON" in err

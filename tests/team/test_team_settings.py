@@ -139,3 +139,24 @@ def test_default_team_anthropic():
     settings = parse_team_settings(raw)
 
     assert {spec.model_id() for spec in settings.agents.values()} == {"claude-sonnet-4-5"}
+
+
+def test_case_duplicate_ids_rejected():
+    raw = document(agents={"coder": agent(), "Coder": agent()})
+
+    with pytest.raises(ConfigError, match="agents.Coder and agents.coder are the same id"):
+        parse_team_settings(raw)
+
+
+def test_byte_order_mark_accepted(tmp_path):
+    (tmp_path / "settings.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(document()).encode())
+
+    assert "devops" in load_team_settings(tmp_path).agents
+
+
+def test_missing_leader_names_members():
+    raw = document(teams={"dev": {"name": "Dev", "agents": ["coder", "reviewer"]}})
+
+    with pytest.raises(ConfigError, match="leader_agent is missing; name the member .* "
+                                          "coder, reviewer"):
+        parse_team_settings(raw)

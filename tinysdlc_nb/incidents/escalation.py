@@ -33,8 +33,8 @@ def escalation_row(old: str | None, new: str, at: dt.datetime, owner: str,
         return None
     details = {"to": owner, "severity": new, "from_severity": old, "delivered": False}
     if queued is None:
-        description = (f"{new} incident: escalation to {owner} recorded, not sent (no team "
-                       f"settings name a devops agent)")
+        description = (f"{new} incident: escalation to {owner} recorded, not sent (no "
+                       f"readable team settings name a devops agent)")
     else:
         agent, conversation_id = queued
         description = (f"{new} incident: escalation to {owner} queued for @{agent} "

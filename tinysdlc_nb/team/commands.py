@@ -213,8 +213,9 @@ def _cmd_send(args: argparse.Namespace) -> int:
         targets = ", ".join(f"@{name}" for name in result["deliveries"])
         print(f"Conversation C-{started.conversation_id}: queued for {targets}.")
         if not args.wait:
-            print("A worker delivers it: run `tinysdlc-nb worker` (or `worker --once`), then "
-                  f"`tinysdlc-nb conversation show {started.conversation_id}`.")
+            where = "" if args.project == "." else f" --project {args.project}"
+            print(f"A worker delivers it: run `tinysdlc-nb worker{where}` (or `worker --once`), "
+                  f"then `tinysdlc-nb conversation show {started.conversation_id}{where}`.")
         for item in decision.dropped:
             print(f"Not delivered: @{item.mention}: {item.detail}")
         if answer is not None:

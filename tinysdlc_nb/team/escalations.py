@@ -11,7 +11,7 @@ from ..errors import ConfigError
 from .conversations import insert_conversation
 from .model import Delivery, RouteDecision
 from .queue import SYSTEM
-from .settings import load_team_settings
+from .settings import load_team_settings, settings_path
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,11 @@ def escalation_route(config) -> EscalationRoute | None:
     try:
         settings = load_team_settings(config.home)
     except ConfigError as error:
-        log.info("escalations are recorded but not queued: %s", error)
+        if settings_path(config.home).exists():
+            log.warning("escalations are recorded but not queued, because the team settings "
+                        "cannot be read: %s", error)
+        else:
+            log.info("escalations are recorded but not queued: %s", error)
         return None
 
     devops = [spec.id for spec in settings.agents.values() if spec.role == "devops"]

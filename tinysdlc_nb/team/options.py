@@ -20,9 +20,9 @@ TEAM_SECTION = Section("team", (
             "further retry.", unit="seconds", minimum=0),
     Setting("backoff_max_s", float, 300.0, "Longest wait between two retries.",
             unit="seconds", minimum=0),
-    Setting("lease_s", float, 600.0, "How long a worker holds a message before another "
-            "worker may take it again; set above the slowest agent reply.", unit="seconds",
-            minimum=0.1),
+    Setting("lease_s", float, 60.0, "How long a crashed worker's message waits before another "
+            "worker takes it again; a live worker renews the lease every third of it.",
+            unit="seconds", minimum=0.1),
     Setting("poll_interval_s", float, 0.005, "Pause of an idle worker between two looks "
             "at the queue.", unit="seconds", minimum=0.001),
     Setting("concurrency", int, 4, "Messages one worker process handles at once (each "

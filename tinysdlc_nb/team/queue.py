@@ -44,7 +44,7 @@ class QueueOptions:
     max_attempts: int = 5
     backoff_base_s: float = 2.0
     backoff_max_s: float = 300.0
-    lease_s: float = 600.0
+    lease_s: float = 60.0
 
     @classmethod
     def from_config(cls, team: dict[str, Any]) -> QueueOptions:

@@ -111,7 +111,7 @@ def load_team_settings(home: Path, explicit: str | Path | None = None) -> TeamSe
         raise ConfigError(f"team settings file {path} not found; {how}")
 
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(path.read_text(encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: invalid JSON ({error}); fix the file") from error
     return parse_team_settings(raw, path)
@@ -131,6 +131,8 @@ def parse_team_settings(raw: Any, source: Path | None = None) -> TeamSettings:
                           f"\"agents\"")
 
     base = source.parent if source else Path.cwd()
+    _reject_case_duplicates(agents_raw, "agents", where)
+    _reject_case_duplicates(teams_raw, "teams", where)
     agents = {}
     for agent_id, value in agents_raw.items():
         agents[agent_id.lower()] = _agent(agent_id, value, base, where)
@@ -142,6 +144,16 @@ def parse_team_settings(raw: Any, source: Path | None = None) -> TeamSettings:
         raise ConfigError(f"{where}: teams.{shared}: id '{shared}' is also an agent id; agent "
                           f"and team ids share the @ namespace, so rename one of them")
     return TeamSettings(agents=agents, teams=teams, source=source, raw=raw)
+
+
+def _reject_case_duplicates(table: dict[str, Any], key: str, where: str) -> None:
+    """Reject two ids that differ only in case, since mentions ignore case."""
+    seen: dict[str, str] = {}
+    for name in table:
+        if name.lower() in seen:
+            raise ConfigError(f"{where}: {key}.{name} and {key}.{seen[name.lower()]} are the "
+                              f"same id, because ids ignore case; rename one of them")
+        seen[name.lower()] = name
 
 
 def _table(value: Any, key: str, where: str) -> dict[str, Any]:
@@ -223,6 +235,9 @@ def _team(team_id: str, value: Any, agents: dict[str, AgentSpec], where: str) ->
             raise ConfigError(f"{where}: {path}.agents[{index}] '{member}' is not an agent; "
                               f"define agents.{member} or remove it from the team")
 
+    if not value.get("leader_agent"):
+        raise ConfigError(f"{where}: {path}.leader_agent is missing; name the member that "
+                          f"receives @{team_id} messages, one of {', '.join(members)}")
     leader = _string(value, "leader_agent", path, where, required=True).lower()
     if leader not in members:
         raise ConfigError(f"{where}: {path}.leader_agent '{leader}' is not in the team; add "

@@ -318,7 +318,14 @@ class Worker:
                     for number in (signal.SIGTERM, signal.SIGINT)}
 
         def handle(number, _frame) -> None:
-            self.stop(signal.Signals(number).name)
+            name = signal.Signals(number).name
+            if self._stop.is_set():
+                # A second signal while an agent call is in flight: stop now. The leases of
+                # the messages in hand expire after team.lease_s and they are taken again.
+                log.warning("worker %s: second %s, exiting without finishing %d message(s)",
+                            self.worker_id, name, len(self._held))
+                os._exit(128 + number)
+            self.stop(name)
 
         for number in previous:
             signal.signal(number, handle)

@@ -40,8 +40,7 @@ API_KEY_ENV = "ANTHROPIC_API_KEY"
 TIMEOUT_ENV = "TINYSDLC_NB_ANTHROPIC_TIMEOUT_S"
 MAX_TOKENS_ENV = "TINYSDLC_NB_AGENT_MAX_TOKENS"
 # An agent reply may be nearly three times as long as a postmortem draft, so the unset
-# timeout is longer than drafting's 60 s. Three tries of 120 s stay below the default
-# team.lease_s of 600 s.
+# timeout is longer than drafting's 60 s. The worker renews its lease while it waits.
 DEFAULT_TIMEOUT_S = 120.0
 MAX_TIMEOUT_S = 3600.0
 DEFAULT_MAX_TOKENS = 2048

@@ -244,9 +244,16 @@ def location(finding: dict[str, Any]) -> str:
     return f"{finding['file']}:{finding['line']}"
 
 
-def incidents_section(scene: Scene, draft: Draft) -> None:
-    """Notify the owner of every open P0/P1 incident and hand the worst ones to coder and pjm."""
+def incidents_section(scene: Scene, draft: Draft, mentioned: set[str] = frozenset()) -> None:
+    """Notify the owner of open P0/P1 incidents and hand the worst ones to coder and pjm.
+
+    A message that names incidents (an escalation names the one that rose) is about
+    those: only they are notified and handed off, so older ones are not repeated.
+    """
     incidents = state.open_escalated_incidents(scene.store, scene.config)
+    named = [incident for incident in incidents if incident["display_id"] in mentioned]
+    if named:
+        incidents = named
     if not incidents:
         draft.lines.append("No P0 or P1 incident is open.")
         return

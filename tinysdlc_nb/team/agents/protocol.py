@@ -31,6 +31,7 @@ _G3 = re.compile(r"\b(g3|ship[ -]ready|sign[ -]?offs?|co-?sign)\b", re.IGNORECAS
 _VERSION = re.compile(r"(?<![\w.])[vV]?\d+(?:\.\d+){1,3}(?:[-+.]?[A-Za-z][A-Za-z0-9.]*)?"
                       r"(?![\w-])")
 _QUOTE_CHARS = 240
+_INCIDENT_ID = re.compile(r"\bINC-(\d+)\b", re.IGNORECASE)
 # The header routing puts before the part of a message directed at its recipient; the
 # teammates' shared context comes before it.
 _DIRECTED_HEADER = re.compile(r"^For @[a-z0-9_.-]+ from @[a-z0-9_.-]+:\n", re.MULTILINE)
@@ -106,7 +107,8 @@ def _devops(scene: Scene, message: str, draft: Draft) -> None:
                                             requested=asks_gate or asks_status)
     if asks_incident or asks_status:
         patterns.append("incidents")
-        devops_patterns.incidents_section(scene, draft)
+        mentioned = {f"INC-{number}" for number in _INCIDENT_ID.findall(message)}
+        devops_patterns.incidents_section(scene, draft, mentioned)
     if asks_status or not patterns:
         patterns.append("status")
         devops_patterns.status_section(scene, draft)
