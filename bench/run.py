@@ -1,4 +1,4 @@
-"""Run the benchmarks of ``make bench``: the G4 gate on Django 5.2.8, and the incidents.
+"""Run the benchmarks of ``make bench``: the G4 gate on Django 5.2.8, incidents and team messaging.
 
 The G4 benchmark compares the gate with running its tools by hand on Django 5.2.8.
 
@@ -8,8 +8,14 @@ every round, and the printed table and ``bench/RESULTS.md`` give the medians ove
 ``make bench`` also runs the incident benchmarks (``bench/incident_bench.py``). They time
 the metrics over a generated history of a million timeline rows against a plain Python
 loop, and the ingestion of Alertmanager payloads through ``ingest`` and ``serve``.
-``bench/run.py incidents`` runs only those, and ``bench/run.py g4`` only the gate's. Each
-rewrites its own section of ``bench/RESULTS.md`` and keeps the other.
+
+Last, it runs the team messaging benchmark (``bench/team_bench.py``): the queue's latency
+and throughput through one worker against a folder of JSON files polled once a second,
+and the hand-off parser against a regular expression.
+
+``bench/run.py g4``, ``bench/run.py incidents`` and ``bench/run.py team`` run one
+benchmark each. Each rewrites its own section of ``bench/RESULTS.md`` and keeps the
+others.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ import incident_bench
 import incident_page
 import results
 import results_page
+import team_bench
+import team_page
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +45,20 @@ HERE = Path(__file__).resolve().parent
 RESULTS_PATH = HERE / "RESULTS.md"
 RAW_PATH = gate_django.CACHE / "last-run.json"
 INCIDENTS_RAW_PATH = gate_django.CACHE / "incidents-last-run.json"
-BENCHMARKS = ("g4", "incidents")
+TEAM_RAW_PATH = gate_django.CACHE / "team-last-run.json"
+BENCHMARKS = ("g4", "incidents", "team")
+DEFAULT_ROUNDS = 3
+# One team round takes about three minutes, so the team benchmark runs one by default.
+DEFAULT_TEAM_ROUNDS = 1
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("benchmarks", nargs="*", metavar="BENCHMARK",
-                        help=f"benchmarks to run: {' and/or '.join(BENCHMARKS)} (default: "
-                             f"both)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="rounds to run; each round runs every side once (default: 3)")
+                        help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: all)")
+    parser.add_argument("--rounds", type=int,
+                        help=f"rounds to run; each round runs every side once (default: "
+                             f"{DEFAULT_ROUNDS}, and {DEFAULT_TEAM_ROUNDS} for team)")
     defaults = incident_bench.Sizes()
     parser.add_argument("--incidents", type=int, default=defaults.incidents,
                         help=f"incidents in the generated history (default: "
@@ -60,27 +72,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stdin-payloads", type=int, default=defaults.stdin_payloads,
                         help=f"payloads ingested one process each through standard input "
                              f"(default: {defaults.stdin_payloads})")
+    team_defaults = team_bench.Sizes()
+    parser.add_argument("--team-messages", type=int, default=team_defaults.messages,
+                        help=f"messages per throughput run of the team benchmark "
+                             f"(default: {team_defaults.messages})")
     args = parser.parse_args(argv)
-    if args.rounds < 1:
+    if args.rounds is not None and args.rounds < 1:
         parser.error(f"--rounds {args.rounds} is invalid; pass 1 or more")
     unknown = [name for name in args.benchmarks if name not in BENCHMARKS]
     if unknown:
         parser.error(f"benchmark {unknown[0]!r} is unknown; choose from "
                      f"{', '.join(BENCHMARKS)}")
-    for name in ("incidents", "rows", "payloads", "stdin_payloads"):
+    for name in ("incidents", "rows", "payloads", "stdin_payloads", "team_messages"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} {getattr(args, name)} is invalid; "
                          f"pass 1 or more")
 
     selected = args.benchmarks or list(BENCHMARKS)
     options = " ".join(sys.argv[1:] if argv is None else argv)
+    rounds = args.rounds or DEFAULT_ROUNDS
     if "g4" in selected:
-        run_g4(args.rounds, options)
+        run_g4(rounds, options)
     if "incidents" in selected:
         sizes = incident_bench.Sizes(incidents=args.incidents, rows=args.rows,
                                      payloads=args.payloads,
                                      stdin_payloads=args.stdin_payloads)
-        run_incidents(args.rounds, sizes)
+        run_incidents(rounds, sizes)
+    if "team" in selected:
+        run_team(args.rounds or DEFAULT_TEAM_ROUNDS,
+                 team_bench.Sizes(messages=args.team_messages))
     return 0
 
 
@@ -99,9 +119,11 @@ def run_g4(rounds: int, options: str) -> None:
     RAW_PATH.write_text(json.dumps(runs, indent=1), encoding="utf-8")
     print(results.table(runs))
     page = results_page.markdown(runs, options, started, revision)
-    incident_section = incident_page.kept_section(_read_results())
-    RESULTS_PATH.write_text(page + (f"\n{incident_section}" if incident_section else ""),
-                            encoding="utf-8")
+    previous = _read_results()
+    for kept in (incident_page.kept_section(previous), team_page.kept_section(previous)):
+        if kept:
+            page += f"\n{kept}"
+    RESULTS_PATH.write_text(page, encoding="utf-8")
     print(f"\nWrote {RESULTS_PATH}")
 
 
@@ -122,6 +144,26 @@ def run_incidents(rounds: int, sizes: incident_bench.Sizes) -> None:
     RESULTS_PATH.write_text(incident_page.replace_section(_read_results(), section),
                             encoding="utf-8")
     print(f"Wrote the incident section of {RESULTS_PATH}")
+
+
+def run_team(rounds: int, sizes: team_bench.Sizes) -> None:
+    """Run the team messaging benchmark and rewrite the team section of RESULTS.md."""
+    started = dt.datetime.now(dt.UTC)
+    revision = product_revision()
+    data = team_bench.run(rounds, sizes)
+    revision = checked_revision(revision)
+
+    gate_django.CACHE.mkdir(parents=True, exist_ok=True)
+    TEAM_RAW_PATH.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    options = " ".join(["team", *([f"--rounds {rounds}"] if rounds != DEFAULT_TEAM_ROUNDS
+                                  else []),
+                        *([f"--team-messages {sizes.messages}"]
+                          if sizes.messages != team_bench.Sizes().messages else [])])
+    section = team_page.section(data, options, started, revision)
+    print(section)
+    RESULTS_PATH.write_text(team_page.replace_section(_read_results(), section),
+                            encoding="utf-8")
+    print(f"Wrote the team section of {RESULTS_PATH}")
 
 
 def checked_revision(revision: str) -> str:

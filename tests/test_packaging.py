@@ -43,6 +43,7 @@ def test_wheel_ships_notebooks_and_migrations(tmp_path):
                      "tinysdlc_nb/notebooks/g3_ship_ready.ipynb",
                      "tinysdlc_nb/notebooks/postmortem.ipynb",
                      "tinysdlc_nb/notebooks/incident_review.ipynb",
+                     "tinysdlc_nb/notebooks/team_inbox.ipynb",
                      "tinysdlc_nb/store/migrations/versions/0002_incidents.py",
                      "tinysdlc_nb/store/migrations/versions/0003_team.py",
                      "tinysdlc_nb/store/migrations/env.py",

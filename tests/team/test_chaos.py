@@ -48,7 +48,7 @@ def enqueue(store) -> None:
 
 def start_worker(project: Path, log_file: Path, env: dict) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(SCRIPT), str(project), str(log_file)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def open_messages(store) -> int:

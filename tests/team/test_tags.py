@@ -43,8 +43,6 @@ def test_tags_found(text, expected):
     "[@coder]",
     "[ @coder: x]",
     "[@co der: x]",
-    "[@_coder: x]",
-    "[@coder!: x]",
     "mail a@b.c today",
     "ping @coder about it",
     "[@coder,\nreviewer: x]",
@@ -67,6 +65,19 @@ def test_plain_text_not_tag(text):
     parsed = parse_tags(text)
     assert parsed.tags == ()
     assert parsed.malformed == ()
+
+
+@pytest.mark.parametrize(("text", "mention"), [
+    ("[@_coder: x]", "_coder"),
+    ("[@coder!: x]", "coder!"),
+    ("[@dévops: x]", "dévops"),
+])
+def test_invalid_id_reported(text, mention):
+    parsed = parse_tags(text)
+
+    assert parsed.tags == ()
+    assert [item.mention for item in parsed.malformed] == [mention]
+    assert parsed.malformed[0].reason == DropReason.UNKNOWN
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -96,7 +96,23 @@ def claim_batch(store: Store, worker: str, options: QueueOptions, *,
         count = limit(head["recipient"]) if callable(limit) else limit
         if count > 1:
             rows += _claim_followers(connection, head, count - 1, now, worker, expires)
+        _refresh_late_lease(connection, [row["id"] for row in rows], now, options.lease_s)
     return [_claimed(row, worker, now) for row in rows]
+
+
+def _refresh_late_lease(connection: Connection, ids: list[int], claimed_at: dt.datetime,
+                        lease_s: float) -> None:
+    """Restart the lease from now when the claim waited long for the database's lock.
+
+    The lease was computed before the wait, so a long wait would grant a lease that had
+    already run out, and the next claim would take the same message again.
+    """
+    now = utc_now()
+    if (now - claimed_at).total_seconds() < lease_s / 10:
+        return
+    connection.execute(update(team_messages)
+                       .where(team_messages.c.id.in_(ids))
+                       .values(lease_expires_at=now + dt.timedelta(seconds=lease_s)))
 
 
 def _claim_followers(connection: Connection, head: Any, count: int, now: dt.datetime,

@@ -190,7 +190,8 @@ def _cmd_send(args: argparse.Namespace) -> int:
     if args.wait is not None and args.wait <= 0:
         raise UsageError(f"--wait {args.wait:g} is invalid; give a number of seconds above 0")
 
-    decision = route_user_message(text, settings, config.team["default_agent"] or None)
+    decision = route_user_message(text, settings, config.team["default_agent"] or None,
+                                  config.team["max_conversation_messages"])
     author = _person(args.author)
     store = open_store(config.database_url)
     try:
@@ -255,7 +256,6 @@ def _cmd_worker(args: argparse.Namespace) -> int:
                          f"{', '.join(sorted(settings.agents))}")
 
     store = open_store(config.database_url)
-    store.relax_durability()
     try:
         worker = build_worker(store, config, settings, settings_file=args.settings,
                               once=args.once, concurrency=args.concurrency,
@@ -275,7 +275,12 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 def build_worker(store: Store, config: Config, settings: TeamSettings, *,
                  settings_file: str | None = None, once: bool = False,
                  concurrency: int | None = None, recipients: list[str] | None = None) -> Worker:
-    """Build a worker for ``config``'s queue options with the agents of ``settings``."""
+    """Build a worker for ``config``'s queue options with the agents of ``settings``.
+
+    The worker's SQLite connections commit without waiting for the disk
+    (``Store.relax_durability``).
+    """
+    store.relax_durability()
     context = AgentContext(store=store, config=config, settings=settings,
                            files_dir=config.files_dir)
     return Worker(store, context, lambda: load_team_settings(config.home, settings_file),

@@ -13,7 +13,7 @@ from ..errors import UsageError
 from ..scrub import scrub
 from ..store import Store, utc_now
 from ..store.schema import team_conversations, team_events, team_messages
-from .model import RouteDecision
+from .model import Dropped, DropReason, RouteDecision
 from .queue import DEAD, DONE, NewMessage, insert_message, record_event
 
 OPEN, ANSWERED = "open", "answered"
@@ -70,6 +70,13 @@ def insert_conversation(connection: Connection, decision: RouteDecision, *, text
         reasons = "; ".join(f"@{item.mention}: {item.detail}" for item in decision.dropped)
         raise UsageError(f"the message reaches no agent ({reasons or 'no target'}); address "
                          f"it with @agent or @team")
+
+    if len(decision.deliveries) > max_messages:
+        kept, over = decision.deliveries[:max_messages], decision.deliveries[max_messages:]
+        capped = tuple(Dropped(delivery.to, DropReason.CAP,
+                               f"the conversation may carry {max_messages} message(s); "
+                               f"@{delivery.to} was not sent") for delivery in over)
+        decision = RouteDecision(kept, (*decision.dropped, *capped), decision.shared_context)
 
     now = utc_now()
     conversation_id = connection.execute(insert(team_conversations).values(

@@ -17,14 +17,12 @@ from typing import Any
 
 from ..errors import UsageError
 from ..scrub import scrub
+from .tags import code_regions
 
 log = logging.getLogger(__name__)
 
 # A tag and the blanks before it, so removing it leaves one space between the words around it.
 _TAG = re.compile(r"[ \t]*\[send_file:[ \t]*([^\]\n]*?)[ \t]*\]")
-# A fence line opens or closes a fenced code block (CommonMark: three or more ` or ~).
-_FENCE = re.compile(r"^[ ]{0,3}(`{3,}|~{3,})")
-_CODE_SPAN = re.compile(r"(`+)(?:.+?)\1")
 _HASH_CHUNK_BYTES = 1 << 20
 
 
@@ -46,49 +44,29 @@ def extract_files(text: str) -> tuple[str, list[str]]:
     contained only tags is removed, and so are the blanks around the text. A text without
     tags is returned unchanged.
     """
-    output_lines: list[str] = []
-    paths: list[str] = []
-    fence: str | None = None
-    for line in text.splitlines(keepends=True):
-        opener = _FENCE.match(line)
-        if fence is not None:
-            if opener and opener.group(1)[0] == fence[0] and len(opener.group(1)) >= len(fence):
-                fence = None
-            output_lines.append(line)
-            continue
-        if opener:
-            fence = opener.group(1)
-            output_lines.append(line)
-            continue
-
-        stripped, found = _strip_tags(line)
-        paths.extend(found)
-        if found and not stripped.strip():
-            continue
-        output_lines.append(stripped)
-
-    if not paths:
+    code = code_regions(text)
+    matches = [tag for tag in _TAG.finditer(text)
+               if not any(begin <= tag.start() < finish for begin, finish in code)]
+    if not matches:
         return text, []
-    return "".join(output_lines).strip(), list(dict.fromkeys(paths))
 
+    paths = [tag.group(1) for tag in matches]
+    tagged_lines = {text.count("\n", 0, tag.start()) for tag in matches}
+    pieces, position = [], 0
+    for tag in matches:
+        pieces.append(text[position:tag.start()])
+        position = tag.end()
+    pieces.append(text[position:])
 
-def _strip_tags(line: str) -> tuple[str, list[str]]:
-    """Remove the tags of one line outside its code spans; return the line and the paths."""
-    pieces: list[str] = []
-    found: list[str] = []
-    position = 0
-    for span in _CODE_SPAN.finditer(line):
-        pieces.append(_TAG.sub(lambda tag: _collect(tag, found), line[position:span.start()]))
-        pieces.append(span.group(0))
-        position = span.end()
-    pieces.append(_TAG.sub(lambda tag: _collect(tag, found), line[position:]))
-
-    stripped = "".join(pieces)
-    if found:
-        indent = line[:len(line) - len(line.lstrip(" \t"))]
-        body = stripped.strip(" \t\r\n")
-        stripped = indent + body + _line_end(line)
-    return stripped, found
+    output_lines = []
+    for number, line in enumerate("".join(pieces).split("\n")):
+        if number in tagged_lines:
+            if not line.strip():
+                continue
+            indent = line[:len(line) - len(line.lstrip(" \t"))]
+            line = indent + line.strip(" \t\r")
+        output_lines.append(line)
+    return "\n".join(output_lines).strip(), list(dict.fromkeys(paths))
 
 
 def _collect(tag: re.Match[str], found: list[str]) -> str:

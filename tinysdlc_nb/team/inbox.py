@@ -5,16 +5,28 @@ Every frame is a query over the store (``Store.frame``), never a copy kept elsew
 
 from __future__ import annotations
 
+import html
 import json
+import logging
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import Integer, func, select
 
+from ..config import Config, load_config
+from ..errors import ConfigError, UsageError
 from ..scrub import scrub
-from ..store import Store
+from ..store import Store, open_store
 from ..store.schema import team_conversations, team_events, team_messages, team_notifications
+from .conversations import conversation_detail
+from .model import HUMAN
 from .queue import DEAD, DONE, OPEN_STATUSES, PENDING, PROCESSING
+from .settings import TeamSettings, load_team_settings
+
+log = logging.getLogger(__name__)
 
 _MESSAGE_COLUMNS = (team_messages.c.id, team_messages.c.conversation_id,
                     team_messages.c.parent_id, team_messages.c.sender,
@@ -25,8 +37,42 @@ _MESSAGE_COLUMNS = (team_messages.c.id, team_messages.c.conversation_id,
                     team_messages.c.reply, team_messages.c.last_error)
 
 
+@dataclass
+class Inbox:
+    """What the team_inbox notebook reads: the project's config, its store and team settings.
+
+    ``settings`` is None when the settings file is missing or invalid, and
+    ``settings_error`` then contains the error with its fix.
+    """
+
+    config: Config
+    store: Store
+    settings: TeamSettings | None
+    settings_error: str | None = None
+
+
+def open_inbox(project_dir: str | Path, settings_path: str = "") -> Inbox:
+    """Open the project's store and read its team settings, keeping a settings error as text.
+
+    The queue and the conversations can be shown without team settings, so only the
+    config and the store raise here.
+    """
+    config = load_config(project_dir)
+    store = open_store(config.database_url)
+
+    try:
+        settings = load_team_settings(config.home, settings_path or None)
+    except ConfigError as error:
+        log.info("team inbox without team settings: %s", error)
+        return Inbox(config, store, None, scrub(str(error)))
+    return Inbox(config, store, settings)
+
+
 def conversations_frame(store: Store, limit: int = 200) -> pd.DataFrame:
     """Return the newest conversations with message counts by status."""
+    if limit < 1:
+        raise UsageError(f"limit {limit} is invalid; give the number of conversations to "
+                         f"show, 1 or more")
     counts = (select(team_messages.c.conversation_id,
                      func.count().label("messages"),
                      func.sum((team_messages.c.status == DEAD).cast(Integer)).label("dead"),
@@ -94,6 +140,15 @@ def dead_messages(store: Store) -> pd.DataFrame:
                        .order_by(team_messages.c.id.desc()))
 
 
+def dead_messages_to_retry(store: Store, project_dir: str | Path = ".") -> pd.DataFrame:
+    """Return ``dead_messages`` with the command that puts each one back in the queue."""
+    frame = dead_messages(store)
+    where = "" if str(project_dir) == "." else f" --project {shlex.quote(str(project_dir))}"
+    frame["retry_command"] = [f"tinysdlc-nb queue retry {message_id}{where}"
+                              for message_id in frame["id"]]
+    return frame
+
+
 def pending_notifications(store: Store) -> pd.DataFrame:
     """Return texts for people that no channel has delivered yet, oldest first."""
     return store.frame(select(team_notifications.c.id, team_notifications.c.recipient,
@@ -103,13 +158,49 @@ def pending_notifications(store: Store) -> pd.DataFrame:
                        .order_by(team_notifications.c.id))
 
 
+def chosen_conversation(store: Store, conversation_id: int) -> dict[str, Any] | None:
+    """Return the detail of conversation ``conversation_id``, or of the newest one for 0.
+
+    Return None for 0 when the store has no conversation yet. Raise UsageError for a
+    negative id or an id that is not in the store.
+    """
+    if conversation_id < 0:
+        raise UsageError(f"conversation_id {conversation_id} is invalid; give a conversation "
+                         f"id, or 0 for the newest")
+    if conversation_id == 0:
+        with store.engine.connect() as connection:
+            newest = connection.execute(select(func.max(team_conversations.c.id))).scalar()
+        if newest is None:
+            return None
+        conversation_id = newest
+    return conversation_detail(store, conversation_id)
+
+
+def conversation_html(detail: dict[str, Any]) -> str:
+    """Return a conversation's header, message and answer as redacted, escaped HTML."""
+    def text(value: Any) -> str:
+        return html.escape(scrub(str(value)))
+
+    parts = [f"<h3>Conversation C-{detail['id']} ({text(detail['status'])})</h3>",
+             f"<p>Started by {text(detail['started_by'])} at "
+             f"{text(str(detail['created_at'])[:19])} UTC, from {text(detail['origin'])}, "
+             f"to @{text(detail['entry_agent'])}.</p>",
+             f"<p>Message:</p><pre>{text(detail['text'])}</pre>"]
+    if detail["answer"] is None:
+        parts.append("<p>No answer yet: some branches are still open.</p>")
+    else:
+        parts.append(f"<p>Answer:</p><pre>{text(detail['answer'])}</pre>")
+    return "\n".join(parts)
+
+
 def render_conversation(detail: dict[str, Any]) -> str:
     """Return a conversation as text: header, each message with its reply, then the answer."""
     lines = [f"Conversation C-{detail['id']} ({detail['status']}), started by "
              f"{detail['started_by']} at {str(detail['created_at'])[:19]}",
              f"Message: {detail['text']}", ""]
     for message in detail["messages"]:
-        lines.append(f"#{message['id']} {message['sender']} → @{message['recipient']} "
+        sender = detail["started_by"] if message["sender"] == HUMAN else f"@{message['sender']}"
+        lines.append(f"#{message['id']} {sender} → @{message['recipient']} "
                      f"[{message['status']}, attempt {message['attempts']}, depth "
                      f"{message['depth']}{', notice' if message['kind'] == 'notice' else ''}]")
         lines.append(_indent(message["directed"]))

@@ -142,7 +142,8 @@ def record_event(connection: Connection, conversation_id: int, kind: str, actor:
     """Append one event of a conversation; the detail is stored redacted, as JSON."""
     connection.execute(_INSERT_EVENT, dict(
         conversation_id=conversation_id, message_id=message_id, at=at or utc_now(), kind=kind,
-        actor=actor, target=target, detail=json.dumps(_scrub_detail(detail))))
+        actor=scrub(actor), target=scrub(target) if target else target,
+        detail=json.dumps(_scrub_detail(detail))))
 
 
 def mark_finished(connection: Connection, claimed: Claimed, status: str, now: dt.datetime,
@@ -241,7 +242,7 @@ def retry_dead(store: Store, message_id: int, by: str) -> dict[str, Any]:
 
         connection.execute(update(team_conversations)
                            .where(team_conversations.c.id == row["conversation_id"])
-                           .values(status="open", finished_at=None))
+                           .values(status="open", finished_at=None, answer=None))
         record_event(connection, row["conversation_id"], "retried", by, message_id=message_id,
                      target=row["recipient"], detail="put back in the queue by a person",
                      at=now)

@@ -13,7 +13,15 @@ import logging
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
-from .model import HUMAN, Delivery, Dropped, DropReason, RouteContext, RouteDecision
+from .model import (
+    DEFAULT_MAX_MESSAGES,
+    HUMAN,
+    Delivery,
+    Dropped,
+    DropReason,
+    RouteContext,
+    RouteDecision,
+)
 from .settings import DEFAULT_DELEGATION_DEPTH, TeamSettings
 from .tags import Tag, parse_tags, parse_user_address
 
@@ -71,8 +79,8 @@ def route(sender: str, text: str, settings: TeamSettings,
                          shared_context=parsed.shared_context)
 
 
-def route_user_message(text: str, settings: TeamSettings,
-                       default_agent: str | None) -> RouteDecision:
+def route_user_message(text: str, settings: TeamSettings, default_agent: str | None,
+                       max_messages: int = DEFAULT_MAX_MESSAGES) -> RouteDecision:
     """Decide where a person's message goes: its ``@id`` address, its tags or ``default_agent``.
 
     A leading ``@agent`` or ``@team`` wins, and the rest of the message goes to it verbatim,
@@ -81,6 +89,16 @@ def route_user_message(text: str, settings: TeamSettings,
     id, an empty message, tags that deliver nothing, or no address and no default agent.
     """
     address = parse_user_address(text)
+    stripped = text.lstrip()
+    if address.target is None and stripped.startswith("@") and len(stripped) > 1 \
+            and not stripped[1].isspace():
+        token = stripped[1:].split(None, 1)[0].rstrip(":,")
+        if token.lower() in settings.agents or token.lower() in settings.teams:
+            raise UsageError(f"the address '{stripped.split(None, 1)[0]}' is not one @agent "
+                             f"or @team; start with one, such as '@{token} deploy 1.4', or "
+                             f"reach several with a tag such as '[@{token}, other: ...]'")
+        raise UsageError(f"'@{token}' is not an agent or team id; use one of "
+                         f"{known_ids_text(settings)}")
     if address.target is not None:
         agent = _resolve_for_person(address.target, settings)
         if not address.body:
@@ -90,7 +108,7 @@ def route_user_message(text: str, settings: TeamSettings,
 
     parsed = parse_tags(text)
     if parsed.tags or parsed.malformed:
-        decision = route(HUMAN, text, settings)
+        decision = route(HUMAN, text, settings, RouteContext(max_messages=max_messages))
         if not decision.deliveries:
             reasons = "; ".join(item.detail for item in decision.dropped)
             raise UsageError(f"no hand-off in the message can be delivered: {reasons}")

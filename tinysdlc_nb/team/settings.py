@@ -164,7 +164,7 @@ def _table(value: Any, key: str, where: str) -> dict[str, Any]:
 
 
 def _check_id(raw_id: str, path: str, where: str) -> None:
-    if not _ID.match(raw_id.lower()):
+    if not _ID.fullmatch(raw_id.lower()):
         raise ConfigError(f"{where}: {path}: id '{raw_id}' is invalid; use letters, digits, "
                           f"'-', '_' or '.', starting with a letter or digit (at most 64)")
     if raw_id.lower() in RESERVED_IDS:

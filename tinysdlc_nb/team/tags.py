@@ -43,6 +43,10 @@ _BRACKET = re.compile(r"[\[\]]")
 TAG_OPENING = "[@"
 _TAG_OPEN = re.compile(r"\[@")
 _HEADER = re.compile(r"[A-Za-z0-9_.,\t -]*:")
+# What a header with a mistyped id looks like: no space, bracket or '@' before the colon.
+# It is matched against at most _LOOSE_SPAN characters, so a long run costs nothing.
+_LOOSE_HEADER = re.compile(r"[^\s\[\]@:,]{1,64}(?:,[^\s\[\]@:,]{1,64})*:")
+_LOOSE_SPAN = 200
 _ADDRESS = re.compile(r"\s*@([A-Za-z0-9][A-Za-z0-9_.-]*)(?::|(?=\s)|\Z)")
 _CLOSING_PUNCTUATION = ".,;:!?)"
 
@@ -101,6 +105,12 @@ def parse_tags(text: str) -> ParsedText:
 
     shared = _shared_context(text, removed, fences)
     return ParsedText(tags=tuple(tags), malformed=tuple(malformed), shared_context=shared)
+
+
+def code_regions(text: str) -> list[tuple[int, int]]:
+    """Return the (start, end) offsets of the fenced blocks and code spans of ``text``."""
+    fences, paragraphs = _scan_blocks(text)
+    return _merge_intervals(fences, _code_spans(text, paragraphs))
 
 
 def parse_user_address(text: str) -> UserAddress:
@@ -232,11 +242,17 @@ def _scan_tags(text: str, code: list[tuple[int, int]], closers: dict[int, int]):
             if start < resume:
                 continue
             header = _HEADER.match(text, opening.end())
-            if header is None:
-                continue
-            written = [part.strip(" \t") for part in header[0][:-1].split(",")]
+            loose = _LOOSE_HEADER.match(text, opening.end(), opening.end() + _LOOSE_SPAN)
+            written = [] if header is None else \
+                [part.strip(" \t") for part in header[0][:-1].split(",")]
             written = [part for part in written if part]
-            if not all(_ID.fullmatch(part) for part in written):
+            if header is None or not all(_ID.fullmatch(part) for part in written):
+                if loose is not None:
+                    # Looks like a hand-off, but an id has characters no id can have.
+                    mention = loose[0][:-1].strip()
+                    detail = (f"'@{mention}' is not a valid agent or team id; ids use ASCII "
+                              f"letters, digits, '-', '_' and '.'")
+                    malformed.append(Malformed(mention, DropReason.UNKNOWN, start, detail))
                 continue
 
             mention = ", ".join(written)

@@ -218,7 +218,10 @@ class Worker:
         for index, claimed in enumerate(batch):
             result = self._run_agent(claimed, settings)
             if result is None:
-                unprocessed = batch[index:]
+                # The request may have reached the model, so this attempt stays spent.
+                results.append(Result(claimed, error=f"agent {claimed.recipient} cannot "
+                                                     f"work: {self.unusable}"))
+                unprocessed = batch[index + 1:]
                 break
             results.append(result)
             if result.reply is None and not result.permanent \
