@@ -6,6 +6,7 @@ these declarations, so a setting is described in one place only.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,6 +72,22 @@ class Section:
                 )
             values[key] = declared[key].coerce(value, where)
         return values
+
+
+def seconds_from_env(name: str, default: float, maximum: float) -> float:
+    """Return the number of seconds in environment variable ``name``, or ``default`` when unset.
+
+    Raise ConfigError naming the variable when the value is not above 0 and at most ``maximum``.
+    """
+    text = os.environ.get(name, "").strip()
+    try:
+        seconds = float(text) if text else default
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= maximum:
+        raise ConfigError(f"{name}='{text}' is invalid; set a number of seconds above 0 and "
+                          f"at most {maximum:g}, or unset it for {default:g}")
+    return seconds
 
 
 def _article(noun: str) -> str:

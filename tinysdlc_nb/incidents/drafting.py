@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import anthropic
 
-from ..errors import ConfigError
 from ..scrub import scrub
+from ..settings import seconds_from_env
 from .postmortem_facts import SECTION_TITLES, Postmortem
 from .times import iso
 
@@ -86,15 +86,7 @@ class DraftSettings:
             return None
 
         model = os.environ.get(MODEL_ENV, "").strip() or DEFAULT_MODEL
-        text = os.environ.get(TIMEOUT_ENV, "").strip()
-        try:
-            timeout_s = float(text) if text else DEFAULT_TIMEOUT_S
-        except ValueError:
-            timeout_s = 0.0
-        if not 0 < timeout_s <= MAX_TIMEOUT_S:
-            raise ConfigError(f"{TIMEOUT_ENV}='{text}' is invalid; set a number of seconds "
-                              f"above 0 and at most {MAX_TIMEOUT_S:g}, or unset it for "
-                              f"{DEFAULT_TIMEOUT_S:g}")
+        timeout_s = seconds_from_env(TIMEOUT_ENV, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S)
         return cls(api_key, model, timeout_s)
 
 

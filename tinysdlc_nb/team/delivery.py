@@ -64,7 +64,7 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Result:
-    """What an agent did with one claimed message: a reply, or a failure to record."""
+    """The result of one claimed message: the agent's reply, or a failure to record."""
 
     claimed: Claimed
     reply: AgentReply | None = None

@@ -16,7 +16,7 @@ DEFAULT_MAX_MESSAGES = 50
 
 
 class DropReason(StrEnum):
-    """Why a mention was not delivered; the detail sentence says more."""
+    """The reason a mention was not delivered; the detail sentence explains it."""
 
     UNKNOWN = "unknown_id"
     SELF = "self"
@@ -55,7 +55,7 @@ class Dropped:
 
 @dataclass(frozen=True)
 class RouteDecision:
-    """What routing one text decided: deliveries, dropped mentions and the shared context."""
+    """The routing of one text: deliveries, dropped mentions and the shared context."""
 
     deliveries: tuple[Delivery, ...]
     dropped: tuple[Dropped, ...]
@@ -107,7 +107,7 @@ class AgentReply:
 
 @dataclass(frozen=True)
 class AgentContext:
-    """What an agent may read besides its request: the store, config and team settings."""
+    """The data an agent may read besides its request: store, config and team settings."""
 
     store: Any
     config: Any
@@ -124,7 +124,7 @@ class AgentError(TinySDLCError, RuntimeError):
 
 
 class AgentUnusable(TinySDLCError, RuntimeError):
-    """An agent cannot work at all (no key, key rejected): the worker stops and says why.
+    """An agent cannot work at all (no key, key rejected): the worker stops and logs why.
 
     The message in hand goes back to the queue without spending an attempt.
     """

@@ -43,7 +43,7 @@ _BRACKET = re.compile(r"[\[\]]")
 TAG_OPENING = "[@"
 _TAG_OPEN = re.compile(r"\[@")
 _HEADER = re.compile(r"[A-Za-z0-9_.,\t -]*:")
-# What a header with a mistyped id looks like: no space, bracket or '@' before the colon.
+# A header with a mistyped id: no space, bracket or '@' before the colon.
 # It is matched against at most _LOOSE_SPAN characters, so a long run costs nothing.
 _LOOSE_HEADER = re.compile(r"[^\s\[\]@:,]{1,64}(?:,[^\s\[\]@:,]{1,64})*:")
 _LOOSE_SPAN = 200

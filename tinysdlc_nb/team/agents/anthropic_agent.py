@@ -30,6 +30,7 @@ import anthropic
 
 from ...errors import ConfigError
 from ...scrub import scrub
+from ...settings import seconds_from_env
 from ..model import AgentContext, AgentError, AgentRejected, AgentReply, AgentRequest, AgentUnusable
 from ..prompts import system_prompt
 from ..settings import AgentSpec
@@ -238,16 +239,10 @@ def retry_after_s(headers: Mapping[str, str]) -> float | None:
 
 def read_timeout_s() -> float:
     """Return the request timeout from TIMEOUT_ENV, or DEFAULT_TIMEOUT_S when it is unset."""
-    text = os.environ.get(TIMEOUT_ENV, "").strip()
     try:
-        timeout_s = float(text) if text else DEFAULT_TIMEOUT_S
-    except ValueError:
-        timeout_s = 0.0
-    if not 0 < timeout_s <= MAX_TIMEOUT_S:
-        raise AnthropicSettingInvalid(f"{TIMEOUT_ENV}='{text}' is invalid; set a number of "
-                                      f"seconds above 0 and at most {MAX_TIMEOUT_S:g}, or "
-                                      f"unset it for {DEFAULT_TIMEOUT_S:g}")
-    return timeout_s
+        return seconds_from_env(TIMEOUT_ENV, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S)
+    except ConfigError as error:
+        raise AnthropicSettingInvalid(str(error)) from None
 
 
 def read_max_tokens() -> int:
