@@ -219,6 +219,11 @@ def _check_gate(gate: str) -> str:
     return gate
 
 
+def check_person(name: str, agent_ids: set[str]) -> str:
+    """Return ``name`` stripped, or raise when it is empty, unprintable or an agent's."""
+    return _check_person(name, agent_ids)
+
+
 def _check_person(name: str, agent_ids: set[str], allow_agents: bool = False) -> str:
     name = name.strip()
     if not name:

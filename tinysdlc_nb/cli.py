@@ -19,6 +19,7 @@ from .errors import TinySDLCError
 from .gates.policy import USAGE_EXIT_CODE
 from .incidents.commands import add_incident_commands
 from .project import resolve_version
+from .runbooks.commands import add_runbook_commands
 from .scrub import scrub
 from .team.commands import add_team_commands
 
@@ -132,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_incident_commands(commands, _Parser)
     add_team_commands(commands, _Parser)
+    add_runbook_commands(commands, _Parser)
     return parser
 
 

@@ -89,12 +89,13 @@ def validate_parameters(notebook: nbformat.NotebookNode, source: str,
 
 def run_notebook(source: Path, parameters: dict[str, Any], *, cwd: Path,
                  cell_timeout_s: float, progress: bool = False,
-                 output_ipynb: Path | None = None) -> Execution:
+                 output_ipynb: Path | None = None, failure_expected: bool = False) -> Execution:
     """Execute ``source`` with ``parameters`` and return the redacted executed notebook.
 
     A failing cell, a cell past ``cell_timeout_s`` and a dead kernel end the run with the
     matching ``state`` instead of raising. The notebook then contains every output up to
-    that point.
+    that point. ``failure_expected`` logs such an ending at INFO instead of ERROR, for
+    notebooks whose last cell raises to mark a failed run the caller reports itself.
     """
     notebook = nbformat.read(source, as_version=4)
     validate_parameters(notebook, str(source), parameters)
@@ -121,7 +122,8 @@ def run_notebook(source: Path, parameters: dict[str, Any], *, cwd: Path,
             raise
         state, message = "dead_kernel", f"the kernel failed ({error})"
     if state != "completed":
-        log.error("notebook %s ended early: %s", source.name, scrub(message))
+        level = logging.INFO if failure_expected and state == "cell_error" else logging.ERROR
+        log.log(level, "notebook %s ended early: %s", source.name, scrub(message))
 
     executed = _MemoryHandler.take(key) or notebook
     executed = redact_notebook(executed)

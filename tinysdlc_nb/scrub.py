@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 # Eight characters is the shortest length NIST SP 800-63B allows for a chosen password,
 # and few common words that also appear as flag values reach it.
 MIN_ENV_VALUE_LENGTH = 8
+MIN_PROTECTED_LENGTH = 4
 
 _SECRET_NAME_WORDS = frozenset({
     "TOKEN", "TOKENS", "SECRET", "SECRETS", "PASSWORD", "PASSWD", "PASS", "PWD", "APIKEY",
@@ -53,6 +54,8 @@ _DESCRIPTOR_WORDS = frozenset({
 _COUNT_PREFIXES = frozenset({"MAX", "MIN", "NUM"})
 _NAME_SPLIT = re.compile(r"[^A-Z0-9]+")
 _REDACTED = "[REDACTED:{}]"
+_protected: dict[str, str] = {}
+_protected_regex: re.Pattern[str] | None = None
 
 
 # A provider token shortened with an ellipsis, as pytest and other reprs print long
@@ -68,10 +71,31 @@ def scrub(text: str) -> str:
         return text
 
     text = _environment_secrets().redact(text)
+    if _protected_regex is not None:
+        text = _protected_regex.sub(lambda match: _REDACTED.format(_protected[match[0]]), text)
     text = _redact_patterns(text)
     if "..." in text or "\u2026" in text:
         text = _SHORTENED_TOKEN.sub(_REDACTED.format("shortened token"), text)
     return text
+
+
+def protect(value: str, label: str = "secret parameter") -> None:
+    """Redact ``value`` from every later ``scrub`` in this process, whatever it looks like.
+
+    For secrets declared as such (a runbook's ``secret: true`` parameter) whose variable
+    name does not look secret. Values shorter than ``MIN_PROTECTED_LENGTH`` are not
+    protected, because replacing every occurrence of two or three characters would garble
+    the text.
+    """
+    global _protected_regex
+
+    if len(value) < MIN_PROTECTED_LENGTH or value in _protected:
+        if value and len(value) < MIN_PROTECTED_LENGTH:
+            log.warning("a %s of %d characters is too short to redact", label, len(value))
+        return
+    _protected[value] = label
+    ordered = sorted(_protected, key=len, reverse=True)
+    _protected_regex = re.compile("|".join(re.escape(item) for item in ordered))
 
 
 def scrub_data(value: Any) -> Any:

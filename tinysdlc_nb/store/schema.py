@@ -263,3 +263,49 @@ team_notifications = Table(
     Column("delivered_at", DateTime(timezone=True)),
     Column("channel", String(50)),
 )
+
+# One row per runbook run: what ran, with which non-secret parameters, and how it ended.
+runbook_runs = Table(
+    "runbook_runs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project", String(200), nullable=False),
+    Column("runbook", String(200), nullable=False),
+    Column("runbook_path", Text, nullable=False),
+    Column("runbook_sha256", String(64), nullable=False),
+    Column("service", String(200), nullable=False),
+    Column("version", String(100)),
+    Column("environment", String(100), nullable=False),
+    Column("mode", String(20), nullable=False),
+    Column("parameters", Text, nullable=False),
+    Column("operator", String(200), nullable=False),
+    Column("no_rollback", Boolean, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("exit_code", Integer),
+    Column("message", Text, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("rollback_target_s", Float),
+    Column("rollback_healthy_s", Float),
+    Column("run_dir", Text),
+    Column("notebook_path", Text),
+    Index("ix_runbook_runs_runbook", "runbook", "id"),
+)
+
+# Each step, verification, rollback step and check after the rollback of a run.
+runbook_steps = Table(
+    "runbook_steps", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runbook_runs.id"), nullable=False),
+    Column("phase", String(30), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("exit_code", Integer),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("duration_s", Float, nullable=False),
+    Column("output_bytes", Integer, nullable=False),
+    Column("output_tail", Text, nullable=False),
+    Column("log_path", Text),
+    Column("message", Text, nullable=False),
+    UniqueConstraint("run_id", "phase", "number", name="uq_runbook_steps_run_phase_number"),
+)

@@ -1,0 +1,1 @@
+"""Runbooks: Markdown procedures compiled to notebooks whose steps leave records."""
