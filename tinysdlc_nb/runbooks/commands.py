@@ -85,7 +85,7 @@ def _cmd_new(args: argparse.Namespace) -> int:
                          f"write elsewhere")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text, encoding="utf-8")
-    print(f"Wrote {output}. Replace each '<fill in' placeholder, then check it with: "
+    print(f"Wrote {output}. Replace each '[fill in' placeholder, then check it with: "
           f"tinysdlc-nb runbook lint {output}")
     return 0
 

@@ -9,7 +9,7 @@ from .model import Phase, Runbook, Step
 from .shellvars import RUNNER_VARIABLES, SHELL_VARIABLES, assigned_variables, \
     referenced_variables
 
-PLACEHOLDER = "<fill in"
+PLACEHOLDER = "[fill in"
 _CHECK_FORMS = {
     "gate": re.compile(r"^gate\s+(g3|g4)$", re.IGNORECASE),
     "command": re.compile(r"^command\s+[A-Za-z0-9._+-]+$"),

@@ -8,7 +8,7 @@ from .lint import PLACEHOLDER
 
 SKELETON = """---
 name: {name}
-description: "{p}: one sentence on what this runbook does>"
+description: "{p}: one sentence on what this runbook does]"
 service: {name}
 rollback_target_s: 300
 parameters:
@@ -18,41 +18,41 @@ parameters:
 
 # {title}
 
-{p}: when to use this runbook and what it changes>
+{p}: when to use this runbook and what it changes]
 
 ## Prerequisites
 - [ ] G3 Ship Ready is confirmed for this version: `gate g3`
 - [ ] bash is available: `command bash`
-- [ ] {p}: access or approvals a person must confirm>
+- [ ] {p}: access or approvals a person must confirm]
 
 ## Steps
-1. {p}: the first change, in one sentence>
+1. {p}: the first change, in one sentence]
    ```bash
-   echo "{p}: command that makes the change for $VERSION on $ENVIRONMENT>"
+   echo "{p}: command that makes the change for $VERSION on $ENVIRONMENT]"
    ```
-2. {p}: the next change>
+2. {p}: the next change]
    Timeout: 60s
    ```bash
-   echo "{p}: command>"
+   echo "{p}: command]"
    ```
    Expect: exit 0
 
 ## Verification
-1. {p}: how to tell the service is healthy>
+1. {p}: how to tell the service is healthy]
    ```bash
-   echo "{p}: a health check such as: tinysdlc-nb probe http://127.0.0.1:8080/health --wait 30>"
+   echo "{p}: a health check such as: tinysdlc-nb probe http://127.0.0.1:8080/health --wait 30]"
    ```
 
 ## Rollback
-1. {p}: the step that undoes the change>
+1. {p}: the step that undoes the change]
    ```bash
-   echo "{p}: command that restores the previous version>"
+   echo "{p}: command that restores the previous version]"
    ```
 
 ## Monitoring
-- What to watch: {p}: metrics, logs and alerts>
-- Success criteria: {p}: what healthy looks like, with numbers>
-- Escalation: {p}: who to call, and when>
+- What to watch: {p}: metrics, logs and alerts]
+- Success criteria: {p}: what healthy looks like, with numbers]
+- Escalation: {p}: who to call, and when]
 """
 
 
