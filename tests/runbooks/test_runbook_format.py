@@ -307,3 +307,11 @@ def test_compile_never_writes_parameter_values_into_commands():
     step = next(cell for cell in notebook.cells if cell.source.startswith("%%step"))
 
     assert "$VERSION" in step.source
+
+
+def test_lint_secret_written_in_runbook():
+    token = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+    errors = errors_of(runbook_text([f"curl -H 'Authorization: token {token}' x"]))
+
+    assert any("is written in the runbook; declare a parameter with 'secret: true'" in error
+               for error in errors)

@@ -53,12 +53,17 @@ def read_runbook(path: Path) -> tuple[Runbook, list[Problem]]:
     return parse_runbook(text, path)
 
 
-def load_runbook(path: Path) -> Runbook:
-    """Read the runbook at ``path`` and raise RunbookInvalid when lint finds an error."""
+def load_runbook(path: Path, accept: frozenset[str] = frozenset()) -> Runbook:
+    """Read the runbook at ``path`` and raise RunbookInvalid when lint finds an error.
+
+    ``accept`` names problem codes the caller handles itself, such as a missing rollback
+    that ``runbook run --no-rollback`` allows.
+    """
     from .lint import lint_runbook
 
     runbook, problems = read_runbook(path)
-    problems += lint_runbook(runbook)
+    problems = [problem for problem in problems + lint_runbook(runbook)
+                if problem.code not in accept]
     if any(problem.severity == "error" for problem in problems):
         raise RunbookInvalid(str(path), problems)
     return runbook

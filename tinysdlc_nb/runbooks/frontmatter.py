@@ -32,6 +32,7 @@ class Problem:
     line: int
     severity: str  # error or warning
     message: str
+    code: str = ""  # a stable name for problems a command option can accept
 
     def render(self, path: str) -> str:
         return f"{path}:{self.line}: {self.severity}: {self.message}"

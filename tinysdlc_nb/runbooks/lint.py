@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 
+from .. import secret_patterns
 from .frontmatter import Problem
 from .model import Phase, Runbook, Step
 from .shellvars import RUNNER_VARIABLES, SHELL_VARIABLES, assigned_variables, \
     referenced_variables
 
 PLACEHOLDER = "[fill in"
+NO_ROLLBACK = "no_rollback"
 _CHECK_FORMS = {
     "gate": re.compile(r"^gate\s+(g3|g4)$", re.IGNORECASE),
     "command": re.compile(r"^command\s+[A-Za-z0-9._+-]+$"),
@@ -31,6 +33,7 @@ def lint_runbook(runbook: Runbook) -> list[Problem]:
             _check_step(step, declared, problems)
 
     _check_placeholders(runbook, problems)
+    _check_written_secrets(runbook, problems)
     return sorted(problems, key=lambda problem: problem.line)
 
 
@@ -53,7 +56,7 @@ def _check_sections(runbook: Runbook, problems: list[Problem]) -> None:
     elif "rollback" not in sections:
         problems.append(Problem(end, "error", "no '## Rollback' section; write the steps that "
                                 "undo this runbook (or set 'read_only: true' when it changes "
-                                "nothing)"))
+                                "nothing)", code=NO_ROLLBACK))
     elif not runbook.rollback:
         problems.append(Problem(sections["rollback"], "error", "the Rollback section has no "
                                 "numbered items"))
@@ -118,3 +121,12 @@ def _check_placeholders(runbook: Runbook, problems: list[Problem]) -> None:
         if PLACEHOLDER in line:
             problems.append(Problem(number, "error", "a placeholder from `runbook new` is "
                                     "still here; replace it with the real text or command"))
+
+
+def _check_written_secrets(runbook: Runbook, problems: list[Problem]) -> None:
+    """Report credentials written into the runbook, which every copy would then carry."""
+    for number, line in enumerate(runbook.source.splitlines(), start=1):
+        for found in secret_patterns.find_secrets(line):
+            problems.append(Problem(number, "error", f"a secret ({found.pattern.name}) is "
+                                    f"written in the runbook; declare a parameter with "
+                                    f"'secret: true' and read it from the environment"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -24,6 +25,7 @@ from . import records
 from .compile import cell_timeout_s, write_notebook
 from .document import load_runbook, runbook_sha256
 from .evidence import record_run_evidence
+from .lint import NO_ROLLBACK
 from .model import RUN_EXIT, RunStatus
 from .params import parse_cli_parameters, read_secrets
 from .rundir import run_folder
@@ -77,7 +79,7 @@ def run_runbook(reference: str, *, project: str = ".", parameters: list[str] | N
     """Run a runbook end to end and return how it ended."""
     config = load_config(Path(project))
     path = find_runbook(reference, config.project_dir)
-    runbook = load_runbook(path)
+    runbook = load_runbook(path, accept=frozenset({NO_ROLLBACK}))
     _check_rollback_options(runbook, rehearse, no_rollback)
     values = parse_cli_parameters(runbook, parameters or [])
     for value in read_secrets(runbook).values():
@@ -91,16 +93,20 @@ def run_runbook(reference: str, *, project: str = ".", parameters: list[str] | N
                              no_rollback, operator)
         run_id = records.create_run(store, start)
         run_dir = run_folder(config.home, run_id, runbook.name)
-        source = write_notebook(runbook, run_dir / "compiled.ipynb")
         notebook = run_dir / f"{runbook.name}.ipynb"
         records.set_run_files(store, run_id, str(run_dir), str(notebook))
         log.info("runbook %s run %d started (%s)", runbook.name, run_id, mode)
 
-        execution = run_notebook(source, _notebook_parameters(values, run_id, mode, no_rollback,
-                                                              config),
-                                 cwd=config.project_dir, cell_timeout_s=cell_timeout_s(runbook),
-                                 progress=progress, output_ipynb=notebook,
-                                 failure_expected=True)
+        # The compiled notebook is not redacted (its commands must run as written), so it
+        # lives only in a private temporary folder; the run keeps the redacted execution.
+        with tempfile.TemporaryDirectory(prefix="tinysdlc-runbook-") as scratch:
+            source = write_notebook(runbook, Path(scratch) / f"{runbook.name}.ipynb")
+            execution = run_notebook(source, _notebook_parameters(values, run_id, mode,
+                                                                  no_rollback, config),
+                                     cwd=config.project_dir,
+                                     cell_timeout_s=cell_timeout_s(runbook),
+                                     progress=progress, output_ipynb=notebook,
+                                     failure_expected=True)
         run = records.get_run(store, run_id)
         if run["status"] == RunStatus.RUNNING.value:
             records.finish_run(store, run_id, RunStatus.ERROR, RUN_EXIT[RunStatus.ERROR],

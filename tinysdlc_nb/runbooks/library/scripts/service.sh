@@ -6,7 +6,7 @@
 #   service.sh status ROOT            print the state; exit 0 running, 3 not running
 #   service.sh current ROOT           print the version `current` points at (empty if none)
 #   service.sh stop ROOT              stop the service and wait until it has exited
-#   service.sh start ROOT PORT        start current/bin/serve in its own session
+#   service.sh start ROOT PORT        start bin/serve of the current release in its own session
 #   service.sh restart ROOT PORT      stop, then start
 #   service.sh switch ROOT VERSION    point `current` at releases/VERSION atomically
 #
@@ -29,16 +29,24 @@ fail() {
     exit 1
 }
 
-# Succeed when process $1 is alive and runs bin/serve. On Linux, /proc tells apart a
-# zombie (exited, not yet reaped) and a pid that a crash left behind and the system has
-# since given to another program.
-is_service() {
+# Succeed when process $1 exists and has not exited. On Linux, /proc shows a zombie
+# (exited, not yet reaped by its parent), which kill -0 still finds.
+is_alive() {
     local pid=$1 state
     kill -0 "$pid" 2>/dev/null || return 1
     [ -r "/proc/$pid/stat" ] || return 0
 
     state=$(sed -E 's/^.*\) (.).*$/\1/' "/proc/$pid/stat" 2>/dev/null) || return 1
-    [ "$state" != Z ] || return 1
+    [ "$state" != Z ]
+}
+
+# Succeed when process $1 is alive and runs bin/serve, so a pid that a crash left in the
+# pid file and the system has since given to another program is never stopped.
+is_service() {
+    local pid=$1
+    is_alive "$pid" || return 1
+    [ -r "/proc/$pid/cmdline" ] || return 0
+
     tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'bin/serve'
 }
 
@@ -109,8 +117,12 @@ do_stop() {
 }
 
 do_start() {
-    local port=$1 serve="$root/current/bin/serve" pid i offset
+    local port=$1 release serve pid i offset
     [[ $port =~ ^[0-9]+$ ]] || fail "port '$port' is invalid; give a number from 1 to 65535"
+    # The link is resolved once here, so a switch while the interpreter is still starting
+    # cannot change the release that starts.
+    release=$(readlink -f "$root/current") || fail "no current link in $root; deploy a release first"
+    serve="$release/bin/serve"
     [ -x "$serve" ] || fail "$serve is missing or not executable; deploy a release first"
     if pid=$(running_pid); then
         fail "the service is already running as pid $pid; use restart"
@@ -127,7 +139,8 @@ do_start() {
 
     # serve logs "(pid N)" once it listens; a START_FAIL file or a busy port ends it first.
     for ((i = 0; i < START_TIMEOUT_S * 10; i++)); do
-        if ! is_service "$pid"; then
+        # Not is_service: until exec runs, the child's command line is this script's.
+        if ! is_alive "$pid"; then
             rm -f "$pid_file"
             echo "--- last lines of $log_file ---" >&2
             tail -n 5 "$log_file" >&2 || true
