@@ -45,6 +45,8 @@ def add_runbook_commands(commands, parser_class) -> None:
     compile_parser.add_argument("file", type=Path, help="runbook Markdown file")
     compile_parser.add_argument("--output", type=Path, help="notebook to write (default: "
                                 "beside the runbook, with .ipynb)")
+    compile_parser.add_argument("--project", default=".", type=Path, help="project folder "
+                                "whose store records runs of the notebook (default: .)")
     compile_parser.set_defaults(handler=_cmd_compile)
 
     run = actions.add_parser("run", help="run a runbook through papermill and record every "
@@ -117,7 +119,7 @@ def _cmd_lint(args: argparse.Namespace) -> int:
 def _cmd_compile(args: argparse.Namespace) -> int:
     runbook = load_runbook(args.file)
     output = args.output or args.file.with_suffix(".ipynb")
-    write_notebook(runbook, output)
+    write_notebook(runbook, output, load_config(args.project).project_dir)
     print(f"Wrote {output}: {len(runbook.steps)} step(s), {len(runbook.verification)} "
           f"verification(s), {len(runbook.rollback)} rollback step(s)")
     return 0

@@ -7,6 +7,7 @@ values are never written into a command: the step runner passes them as ``$NAME`
 
 from __future__ import annotations
 
+import os
 import pprint
 import shlex
 from pathlib import Path
@@ -32,9 +33,14 @@ MAGICS = {Phase.STEP: "step", Phase.VERIFY: "verify", Phase.ROLLBACK: "rollback"
           Phase.VERIFY_AFTER_ROLLBACK: "verify"}
 
 
-def compile_runbook(runbook: Runbook) -> nbformat.NotebookNode:
-    """Return the notebook of ``runbook``; the runbook must be lint-clean."""
-    cells = [new_markdown_cell(_intro(runbook)), _parameters_cell(runbook),
+def compile_runbook(runbook: Runbook, project_dir: str = ".") -> nbformat.NotebookNode:
+    """Return the notebook of ``runbook``; the runbook must be lint-clean.
+
+    ``project_dir`` is the default of ``runbook_project_dir``: the project folder as seen
+    from where the notebook will run, since JupyterLab starts kernels in the notebook's
+    folder.
+    """
+    cells = [new_markdown_cell(_intro(runbook)), _parameters_cell(runbook, project_dir),
              new_code_cell(_definition_source(runbook)), new_code_cell(_session_source(runbook))]
 
     if runbook.prerequisites:
@@ -68,9 +74,13 @@ def compile_runbook(runbook: Runbook) -> nbformat.NotebookNode:
     return notebook
 
 
-def write_notebook(runbook: Runbook, output: Path) -> Path:
+def write_notebook(runbook: Runbook, output: Path, project_dir: Path | None = None) -> Path:
+    """Write the compiled notebook; its default project folder is relative to ``output``."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(compile_runbook(runbook), output)
+    relative = "."
+    if project_dir is not None:
+        relative = os.path.relpath(project_dir.resolve(), output.parent.resolve())
+    nbformat.write(compile_runbook(runbook, relative), output)
     return output
 
 
@@ -134,7 +144,7 @@ def _intro(runbook: Runbook) -> str:
     return "\n".join(lines)
 
 
-def _parameters_cell(runbook: Runbook) -> nbformat.NotebookNode:
+def _parameters_cell(runbook: Runbook, project_dir: str) -> nbformat.NotebookNode:
     lines = ["# Parameters: `tinysdlc-nb runbook run -p name=value` or papermill sets them."]
     for parameter in runbook.parameters.values():
         if parameter.secret:
@@ -146,6 +156,7 @@ def _parameters_cell(runbook: Runbook) -> nbformat.NotebookNode:
         lines.append(f"{parameter.name} = {value!r}{note}")
     lines.append("")
     for name, (value, help_text) in CONTROL_PARAMETERS.items():
+        value = project_dir if name == "runbook_project_dir" else value
         lines.append(f"{name} = {value!r}  # {help_text}")
     return new_code_cell("\n".join(lines), metadata={"tags": ["parameters"]})
 
