@@ -18,6 +18,7 @@ from .config import load_config
 from .errors import TinySDLCError
 from .gates.policy import USAGE_EXIT_CODE
 from .incidents.commands import add_incident_commands
+from .probe import add_probe_command
 from .project import resolve_version
 from .runbooks.commands import add_runbook_commands
 from .scrub import scrub
@@ -134,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_incident_commands(commands, _Parser)
     add_team_commands(commands, _Parser)
     add_runbook_commands(commands, _Parser)
+    add_probe_command(commands, _Parser)
     return parser
 
 

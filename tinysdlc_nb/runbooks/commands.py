@@ -12,7 +12,6 @@ from ..config import load_config
 from ..errors import UsageError
 from ..scrub import scrub, scrub_data
 from ..store import open_store
-from .compile import write_notebook
 from .document import load_runbook, read_runbook
 from .lint import lint_runbook
 from .skeleton import skeleton
@@ -117,6 +116,8 @@ def _cmd_lint(args: argparse.Namespace) -> int:
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
+    from .compile import write_notebook  # nbformat takes seconds to import; only compile needs it
+
     runbook = load_runbook(args.file)
     output = args.output or args.file.with_suffix(".ipynb")
     write_notebook(runbook, output, load_config(args.project).project_dir)
