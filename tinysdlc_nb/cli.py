@@ -27,6 +27,8 @@ from .team.commands import add_team_commands
 log = logging.getLogger(__name__)
 
 # Exit codes of `check`: the same meaning as the gate verdicts for one item.
+# The shell's code for a command ended by Ctrl-C (128 + SIGINT).
+INTERRUPTED_EXIT_CODE = 130
 CHECK_EXIT = {"PASS": 0, "SKIPPED": 0, "WAIVED": 0, "FAIL": 1, "ERROR": 4, "UNAVAILABLE": 4}
 
 
@@ -55,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     except TinySDLCError as error:
         print(f"tinysdlc-nb: {scrub(str(error))}", file=sys.stderr)
         return USAGE_EXIT_CODE
+    except KeyboardInterrupt:
+        print("tinysdlc-nb: interrupted", file=sys.stderr)
+        return INTERRUPTED_EXIT_CODE
     except BrokenPipeError:
         # The reader (head, less) closed the pipe, so nothing more is printed.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -7,9 +7,13 @@ and before anything is stored.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import tempfile
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -99,14 +103,23 @@ def run_runbook(reference: str, *, project: str = ".", parameters: list[str] | N
 
         # The compiled notebook is not redacted (its commands must run as written), so it
         # lives only in a private temporary folder; the run keeps the redacted execution.
-        with tempfile.TemporaryDirectory(prefix="tinysdlc-runbook-") as scratch:
+        with tempfile.TemporaryDirectory(prefix="tinysdlc-runbook-") as scratch, \
+                _sigterm_as_interrupt():
             source = write_notebook(runbook, Path(scratch) / f"{runbook.name}.ipynb")
-            execution = run_notebook(source, _notebook_parameters(values, run_id, mode,
-                                                                  no_rollback, config),
-                                     cwd=config.project_dir,
-                                     cell_timeout_s=cell_timeout_s(runbook),
-                                     progress=progress, output_ipynb=notebook,
-                                     failure_expected=True)
+            try:
+                execution = run_notebook(source, _notebook_parameters(values, run_id, mode,
+                                                                      no_rollback, config),
+                                         cwd=config.project_dir,
+                                         cell_timeout_s=cell_timeout_s(runbook),
+                                         progress=progress, output_ipynb=notebook,
+                                         failure_expected=True)
+            except KeyboardInterrupt:
+                records.finish_run(store, run_id, RunStatus.ERROR, RUN_EXIT[RunStatus.ERROR],
+                                   "the run was interrupted; the step in progress may still "
+                                   "be running and the rollback did not run, so check the "
+                                   "service by hand")
+                log.error("runbook %s run %d interrupted", runbook.name, run_id)
+                raise
         run = records.get_run(store, run_id)
         if run["status"] == RunStatus.RUNNING.value:
             records.finish_run(store, run_id, RunStatus.ERROR, RUN_EXIT[RunStatus.ERROR],
@@ -123,6 +136,23 @@ def run_runbook(reference: str, *, project: str = ".", parameters: list[str] | N
                           notebook, run, evidence)
     finally:
         store.close()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt, so a stopped run is recorded before it ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_number, _frame) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def default_operator() -> str:
