@@ -1,6 +1,6 @@
 """Turn a parsed runbook into a parameterized notebook with one cell per step.
 
-The notebook holds the commands as written in the runbook, as ``%%step`` / ``%%verify``
+The notebook contains the commands as written in the runbook, as ``%%step`` / ``%%verify``
 / ``%%rollback`` cells, so a reader in JupyterLab sees exactly what runs. Parameter
 values are never written into a command: the step runner passes them as ``$NAME``.
 """

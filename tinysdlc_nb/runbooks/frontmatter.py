@@ -1,4 +1,4 @@
-"""The YAML front matter of a runbook: its name, parameters and limits, checked with line numbers."""
+"""A runbook's YAML front matter: name, parameters and limits, checked with line numbers."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def read_front_matter(text: str, problems: list[Problem]) -> FrontMatter | None:
 
 
 def parameters_from_data(data: dict[str, Any]) -> dict[str, Parameter]:
-    """Rebuild parameters from front matter already checked (as a compiled notebook holds it)."""
+    """Rebuild parameters from front matter already checked (as a compiled notebook contains it)."""
     problems: list[Problem] = []
     parameters = _read_parameters(data.get("parameters"), {}, problems)
     errors = [problem.message for problem in problems if problem.severity == "error"]

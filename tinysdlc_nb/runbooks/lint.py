@@ -1,4 +1,4 @@
-"""What a runbook is missing: sections, commands, declarations and valid checks."""
+"""Lint checks of a runbook: sections, commands, declared variables, checks and secrets."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import re
 from .. import secret_patterns
 from .frontmatter import Problem
 from .model import Phase, Runbook, Step
-from .shellvars import RUNNER_VARIABLES, SHELL_VARIABLES, assigned_variables, \
-    referenced_variables
+from .shellvars import RUNNER_VARIABLES, SHELL_VARIABLES, assigned_variables, referenced_variables
 
 PLACEHOLDER = "[fill in"
 NO_ROLLBACK = "no_rollback"

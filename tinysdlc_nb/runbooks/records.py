@@ -19,7 +19,7 @@ TAIL_LIMIT = 8000
 
 @dataclass(frozen=True)
 class RunStart:
-    """What is known about a run before its first step."""
+    """The facts of a run known before its first step."""
 
     project: str
     runbook: str

@@ -33,7 +33,7 @@ from .lint import NO_ROLLBACK
 from .model import RUN_EXIT, RunStatus
 from .params import parse_cli_parameters, read_secrets
 from .rundir import run_folder
-from .spec import describe_run
+from .spec import default_operator, describe_run
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ RUNBOOKS_FOLDER = "runbooks"
 
 @dataclass
 class RunOutcome:
-    """How a run ended, with its files and the evidence it recorded."""
+    """The end state of a run, with its notebook and the evidence it recorded."""
 
     run_id: int
     runbook: str
@@ -153,13 +153,6 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def default_operator() -> str:
-    """Return the person running the runbook: $TINYSDLC_NB_OPERATOR, else the login name."""
-    import getpass
-
-    return os.environ.get("TINYSDLC_NB_OPERATOR") or getpass.getuser()
 
 
 def _check_rollback_options(runbook, rehearse: bool, no_rollback: bool) -> None:

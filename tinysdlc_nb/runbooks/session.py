@@ -24,10 +24,10 @@ from . import records
 from .checks import evaluate_prerequisite
 from .model import RUN_EXIT, Phase, RunStatus, StepStatus
 from .params import complete_values, environment_values
-from .records import RunStart, StepRecord
+from .records import StepRecord
 from .rundir import run_folder, step_log_path
 from .shell import run_command
-from .spec import RunbookSpec
+from .spec import RunbookSpec, default_operator
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def open_session(definition: dict[str, Any], values: dict[str, Any], *, run_id: 
     interactive = not run_id
     if interactive:
         run_id = records.create_run(store, spec.run_start(config, values, mode, no_rollback,
-                                                          operator=_operator()))
+                                                          operator=default_operator()))
     session = RunbookSession(spec, config.project_dir.resolve(), store, run_id, mode,
                              no_rollback, environment_values(spec.runbook, values, secrets),
                              interactive=interactive,
@@ -279,12 +279,6 @@ def _label(phase: Phase, number: int) -> str:
              Phase.ROLLBACK: "Rollback step",
              Phase.VERIFY_AFTER_ROLLBACK: "Verification after rollback"}
     return f"{names[phase]} {number}"
-
-
-def _operator() -> str:
-    import getpass
-
-    return os.environ.get("TINYSDLC_NB_OPERATOR") or getpass.getuser()
 
 
 def _register_magics(session: RunbookSession) -> None:

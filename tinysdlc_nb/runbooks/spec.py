@@ -58,6 +58,13 @@ class RunbookSpec:
                             no_rollback, operator)
 
 
+def default_operator() -> str:
+    """Return the person running the runbook: $TINYSDLC_NB_OPERATOR, else the login name."""
+    import getpass
+
+    return os.environ.get("TINYSDLC_NB_OPERATOR") or getpass.getuser()
+
+
 def run_environment(runbook: Runbook, values: dict[str, Any]) -> str:
     """Return the environment a run targets: its ``environment`` parameter, else the default."""
     value = values.get("environment")
