@@ -337,3 +337,20 @@ def test_run_on_postgresql(project, capsys, pg_url, monkeypatch):
     assert code == 1
     assert [step["status"] for step in run["steps"]] == ["passed", "failed", "skipped",
                                                           "passed", "passed"]
+
+
+def test_sigterm_to_kernel_stops_run(project, capsys):
+    rolled = project / "rolled-back"
+    write_runbook(project, runbook_text(["kill -TERM $PPID; sleep 20; echo after", "echo two"],
+                                        rollback=[f"touch {rolled}"]))
+
+    code, run = run_json(capsys, project, "sample", "-p", "version=1")
+    steps = steps_by_key(run)
+
+    assert code == 4
+    assert run["status"] == "error"
+    assert "stopped by SIGTERM" in run["message"]
+    assert steps[("step", 1)]["duration_s"] < 15
+    assert steps[("step", 2)]["status"] == "skipped"
+    assert steps[("rollback", 1)]["status"] == "skipped"
+    assert not rolled.exists()

@@ -12,7 +12,9 @@ import argparse
 import logging
 import os
 import shlex
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -73,6 +75,7 @@ def open_session(definition: dict[str, Any], values: dict[str, Any], *, run_id: 
     session.values = values
     session.config = config
     _register_magics(session)
+    _stop_on_sigterm(session)
     print(f"Runbook {spec.name}, run {run_id} ({mode}); logs in {session.run_dir / 'logs'}")
     return session
 
@@ -100,6 +103,8 @@ class RunbookSession:
         self.rollback_failed: str | None = None
         self.healthy_at: float | None = None
         self.done: dict[str, int] = {}
+        self.stopped = False  # set by SIGTERM: nothing more runs, not even the rollback
+        self.step_group: int | None = None
         self.recorded: set[tuple[str, int]] = set()
 
     @property
@@ -141,9 +146,15 @@ class RunbookSession:
             self.rollback_started = time.monotonic()
         started_at = utc_now()
         log_path = step_log_path(self.run_dir, phase.value, number)
-        result = run_command(command, env=self.env, cwd=self.project_dir, timeout_s=timeout_s,
-                             log_path=log_path, watch=expect)
+        try:
+            result = run_command(command, env=self.env, cwd=self.project_dir,
+                                 timeout_s=timeout_s, log_path=log_path, watch=expect,
+                                 on_start=self._started)
+        finally:
+            self.step_group = None
         status, message = _judge(result, expect_exit, expect, timeout_s)
+        if self.stopped:
+            status, message = StepStatus.FAILED, "stopped: the kernel received SIGTERM"
 
         self._record(StepRecord(phase.value, number, title, status, result.exit_code,
                                 started_at, result.duration_s, result.output_bytes,
@@ -155,6 +166,9 @@ class RunbookSession:
             return
 
         failure = f"{_label(phase, number)} ({title}) {message}"
+        if self.stopped:
+            self.failed = self.failed or failure
+            raise StepFailed(failure)
         if phase in (Phase.ROLLBACK, Phase.VERIFY_AFTER_ROLLBACK):
             self.rollback_failed = failure
         else:
@@ -183,6 +197,10 @@ class RunbookSession:
 
         if self.blocked:
             return RunStatus.BLOCKED, self.failed or "", None
+        if self.stopped:
+            where = self.failed or "between steps"
+            return RunStatus.ERROR, (f"the run was stopped by SIGTERM ({where}); the rollback "
+                                     f"did not run, so check the service by hand"), None
         if self.rollback_failed:
             return RunStatus.ROLLBACK_FAILED, (f"{self.failed}; then the rollback failed: "
                                                f"{self.rollback_failed}" if self.failed
@@ -216,7 +234,12 @@ class RunbookSession:
                 return f"{count - ran} of the {count} {phase} cells"
         return ""
 
+    def _started(self, pid: int) -> None:
+        self.step_group = pid
+
     def _skip_reason(self, phase: Phase) -> tuple[StepStatus, str] | None:
+        if self.stopped:
+            return StepStatus.SKIPPED, "the run was stopped (SIGTERM)"
         if self.blocked:
             return StepStatus.SKIPPED, "a prerequisite was not met"
         if phase in (Phase.STEP, Phase.VERIFY):
@@ -279,6 +302,28 @@ def _label(phase: Phase, number: int) -> str:
              Phase.ROLLBACK: "Rollback step",
              Phase.VERIFY_AFTER_ROLLBACK: "Verification after rollback"}
     return f"{names[phase]} {number}"
+
+
+def _stop_on_sigterm(session: RunbookSession) -> None:
+    """Make SIGTERM stop the run: kill the step in progress and skip every later cell.
+
+    jupyter_client ends a kernel that does not shut down in time with SIGTERM, then
+    SIGKILL. The default action would end the kernel at once and leave the step running
+    in its own process group. The handler only sets a flag and signals that group, since
+    raising in the kernel's event loop between cells would crash it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(_number, _frame) -> None:
+        session.stopped = True
+        if session.step_group is not None:
+            try:
+                os.killpg(session.step_group, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _register_magics(session: RunbookSession) -> None:

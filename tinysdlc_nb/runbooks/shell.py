@@ -18,7 +18,7 @@ import signal
 import subprocess
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -61,7 +61,8 @@ class CommandResult:
 
 def run_command(command: str, *, env: Mapping[str, str], cwd: Path, timeout_s: float,
                 log_path: Path, watch: Sequence[str] = (), tail_lines: int = 40,
-                tail_chars: int = 8000, kill_grace_s: float = 3.0) -> CommandResult:
+                tail_chars: int = 8000, kill_grace_s: float = 3.0,
+                on_start: Callable[[int], None] | None = None) -> CommandResult:
     """Run ``command`` with bash in ``cwd`` and return its result.
 
     Nothing is added to ``env``, the whole environment of the command. Output
@@ -70,6 +71,7 @@ def run_command(command: str, *, env: Mapping[str, str], cwd: Path, timeout_s: f
     ``tail_lines`` lines, at most ``tail_chars`` characters. ``found`` lists the texts of
     ``watch`` that occurred in the output. After ``timeout_s`` seconds the process group
     receives SIGTERM, then SIGKILL when it is still alive ``kill_grace_s`` seconds later.
+    ``on_start`` receives the pid of bash, which is also its process group id.
     """
     _check_arguments(cwd, timeout_s, tail_lines, tail_chars, kill_grace_s)
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,6 +89,8 @@ def run_command(command: str, *, env: Mapping[str, str], cwd: Path, timeout_s: f
                               "install bash or add its folder to PATH") from error
         log.info("step command started: pid %d in %s, timeout %g s, log %s",
                  process.pid, cwd, timeout_s, log_path)
+        if on_start is not None:
+            on_start(process.pid)
 
         pipe = _Pipe(process, output)
         try:
