@@ -50,5 +50,17 @@ def test_wheel_ships_notebooks_and_migrations(tmp_path):
                      "tinysdlc_nb/store/migrations/script.py.mako",
                      "tinysdlc_nb/store/migrations/versions/0001_gates.py",
                      "tinysdlc_nb/report/report.css",
-                     "tinysdlc_nb/team/roles/devops.md"):
+                     "tinysdlc_nb/team/roles/devops.md",
+                     "tinysdlc_nb/notebooks/deployment_checklist.ipynb",
+                     "tinysdlc_nb/store/migrations/versions/0004_runbooks.py",
+                     "tinysdlc_nb/runbooks/library/deploy-local-service.md",
+                     "tinysdlc_nb/runbooks/library/rollback-local-service.md",
+                     "tinysdlc_nb/runbooks/library/triage-health-check.md",
+                     "tinysdlc_nb/runbooks/library/sample-service/VERSION"):
         assert expected in names, expected
+
+    # The runbooks run these directly, so an installed copy must keep them executable.
+    infos = {info.filename: info for info in zipfile.ZipFile(wheel).infolist()}
+    for script in ("tinysdlc_nb/runbooks/library/scripts/service.sh",
+                   "tinysdlc_nb/runbooks/library/sample-service/bin/serve"):
+        assert (infos[script].external_attr >> 16) & 0o111, script
