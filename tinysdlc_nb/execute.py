@@ -126,6 +126,11 @@ def run_notebook(source: Path, parameters: dict[str, Any], *, cwd: Path,
         log.log(level, "notebook %s ended early: %s", source.name, scrub(message))
 
     executed = _MemoryHandler.take(key) or notebook
+    # papermill records its input as given, here the whole notebook object; keep the path.
+    papermill_meta = executed.metadata.get("papermill")
+    if papermill_meta is not None:
+        papermill_meta["input_path"] = str(source)
+        papermill_meta["output_path"] = str(output_ipynb) if output_ipynb else None
     executed = redact_notebook(executed)
     executed.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                        "language": "python"}
@@ -138,8 +143,10 @@ def run_notebook(source: Path, parameters: dict[str, Any], *, cwd: Path,
 def redact_notebook(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Return a copy with every output, source and metadata string redacted."""
     redacted = copy.deepcopy(notebook)
+    redacted.metadata = nbformat.from_dict(scrub_data(dict(redacted.metadata)))
     for cell in redacted.cells:
         cell.source = scrub(cell.source)
+        cell.metadata = nbformat.from_dict(scrub_data(dict(cell.get("metadata", {}))))
         for output in cell.get("outputs", []):
             if "text" in output:
                 text = output["text"]

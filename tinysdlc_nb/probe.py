@@ -121,6 +121,11 @@ def _check_arguments(url: str, expect_status: int, timeout_s: float, wait_s: flo
         raise UsageError(f"probe URL '{scrub(url)}' is invalid; give an http:// or https:// "
                          f"URL with a host, e.g. http://127.0.0.1:8080/health")
 
+    if parts.username is not None or parts.password is not None:
+        raise UsageError(f"probe URL '{scrub(url)}' contains credentials (user@ or "
+                         f"user:password@), which probe does not send; probe a health URL "
+                         f"that needs none")
+
     if any(character.isspace() or ord(character) < 32 for character in url):
         raise UsageError(f"probe URL '{scrub(url)}' contains whitespace or control "
                          f"characters; percent-encode them (%20)")

@@ -22,6 +22,9 @@ def resolve_version(project: Path, requested: str | None) -> str:
     Raises UsageError for a version with a slash, whitespace or other characters that
     would leave the reports folder or split a command line, and when none is found.
     """
+    if requested is not None and not isinstance(requested, str):
+        raise UsageError(f"version {requested!r} is a number, not text (papermill's -p reads "
+                         f"1.0 as a number); pass it as text with -r version {requested}")
     version = requested if requested is not None else detect_version(project)
     if requested is None and version == UNVERSIONED:
         raise UsageError(f"no version found in {project} (pyproject.toml, setup.cfg, PKG-INFO "

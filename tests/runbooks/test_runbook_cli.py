@@ -67,7 +67,7 @@ def test_compile_writes_notebook_with_project_path(project, capsys):
 
     assert code == 0
     assert "1 step(s), 1 verification(s), 1 rollback step(s)" in out
-    assert "runbook_project_dir = '..'" in parameters.source
+    assert f"runbook_project_dir = {str(project.resolve())!r}" in parameters.source
 
 
 def test_compile_refuses_lint_errors(project, capsys):

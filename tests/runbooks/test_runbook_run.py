@@ -221,7 +221,8 @@ def test_run_prerequisite_gate_blocks_until_signed(project, capsys):
 
     assert code == 1
     assert run["status"] == "blocked"
-    assert "G3 2.0.0 is not confirmed" in run["message"]
+    assert "G3 2.0.0 of project 'project' is not confirmed" in run["message"]
+    assert "tinysdlc-nb approve g3 --role ROLE" in run["message"]
     assert steps_by_key(run)[("step", 1)]["status"] == "skipped"
 
     config = load_config(project)

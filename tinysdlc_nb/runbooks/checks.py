@@ -42,4 +42,6 @@ def _gate_confirmed(gate: str, session: RunbookSession) -> tuple[bool, str]:
         return True, f"{gate.upper()} {version} signed by {signers}"
     waiting = ", ".join(f"{entry.requirement.name} {entry.state}"
                         for entry in status.requirements if entry.state != "approved")
-    return False, f"{gate.upper()} {version} is not confirmed: {waiting}"
+    return False, (f"{gate.upper()} {version} of project '{config.name}' is not confirmed: "
+                   f"{waiting}; sign with tinysdlc-nb approve {gate} --role ROLE --by NAME "
+                   f"--version {version}")

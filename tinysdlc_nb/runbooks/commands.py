@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -11,12 +12,13 @@ from typing import Any
 from ..config import load_config
 from ..errors import UsageError
 from ..scrub import scrub, scrub_data
-from ..store import open_store
+from ..store import as_utc, open_store
 from .document import load_runbook, read_runbook
 from .lint import lint_runbook
 from .skeleton import skeleton
 
 USAGE_EXIT = 2
+FAILED_TAIL_LINES = 5
 
 
 def add_runbook_commands(commands, parser_class) -> None:
@@ -141,6 +143,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"Runbook {outcome.runbook}, run {outcome.run_id}: {outcome.status.value} "
           f"(exit {outcome.exit_code})")
     print(f"  {scrub(outcome.message)}")
+    for step in outcome.run["steps"]:
+        if step["status"] in ("failed", "timed_out") and step["output_tail"]:
+            last = step["output_tail"].rstrip("\n").splitlines()[-FAILED_TAIL_LINES:]
+            print(f"  {step['phase']} {step['number']} output, last lines:")
+            print("\n".join(f"    | {line}" for line in last))
     for item in outcome.evidence:
         print(f"  evidence recorded: {item['item']} for G4 {item['version']} "
               f"(record {item['id']})")
@@ -188,13 +195,18 @@ def _print_run(run: dict[str, Any]) -> None:
 
 
 def _run_json(run: dict[str, Any], evidence: list[dict[str, Any]] | None = None) -> dict:
-    data = {key: value for key, value in run.items() if key != "steps"}
+    data = {key: _utc(value) for key, value in run.items() if key != "steps"}
     if isinstance(data.get("parameters"), str):
         data["parameters"] = json.loads(data["parameters"])
-    data["steps"] = [{key: value for key, value in step.items() if key != "run_id"}
+    data["steps"] = [{key: _utc(value) for key, value in step.items() if key != "run_id"}
                      for step in run.get("steps", [])]
     if evidence is not None:
         data["evidence"] = [{"id": row["id"], "item": row["item"], "version": row["version"],
                              "note": row["note"], "file_name": row["file_name"],
                              "file_sha256": row["file_sha256"]} for row in evidence]
     return data
+
+
+def _utc(value: Any) -> Any:
+    """Return times as ISO 8601 in UTC with their offset; SQLite hands them back naive."""
+    return as_utc(value).isoformat() if isinstance(value, dt.datetime) else value

@@ -7,7 +7,6 @@ values are never written into a command: the step runner passes them as ``$NAME`
 
 from __future__ import annotations
 
-import os
 import pprint
 import shlex
 from pathlib import Path
@@ -36,9 +35,9 @@ MAGICS = {Phase.STEP: "step", Phase.VERIFY: "verify", Phase.ROLLBACK: "rollback"
 def compile_runbook(runbook: Runbook, project_dir: str = ".") -> nbformat.NotebookNode:
     """Return the notebook of ``runbook``; the runbook must be lint-clean.
 
-    ``project_dir`` is the default of ``runbook_project_dir``: the project folder as seen
-    from where the notebook will run, since JupyterLab starts kernels in the notebook's
-    folder.
+    ``project_dir`` is the default of ``runbook_project_dir``, the project whose store
+    records the runs. ``write_notebook`` makes it absolute, because JupyterLab starts a
+    kernel in the notebook's folder and papermill in the caller's.
     """
     cells = [new_markdown_cell(_intro(runbook)), _parameters_cell(runbook, project_dir),
              new_code_cell(_definition_source(runbook)), new_code_cell(_session_source(runbook))]
@@ -75,12 +74,10 @@ def compile_runbook(runbook: Runbook, project_dir: str = ".") -> nbformat.Notebo
 
 
 def write_notebook(runbook: Runbook, output: Path, project_dir: Path | None = None) -> Path:
-    """Write the compiled notebook; its default project folder is relative to ``output``."""
+    """Write the compiled notebook, with ``project_dir`` as its default project folder."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    relative = "."
-    if project_dir is not None:
-        relative = os.path.relpath(project_dir.resolve(), output.parent.resolve())
-    nbformat.write(compile_runbook(runbook, relative), output)
+    folder = str(project_dir.resolve()) if project_dir is not None else "."
+    nbformat.write(compile_runbook(runbook, folder), output)
     return output
 
 
@@ -188,19 +185,19 @@ def _phase_note(phase: Phase) -> str:
 
 
 def _step_markdown(step: Step) -> str:
-    rest = step.text.partition("\n")[2].strip()
     return f"**{step.phase.value.capitalize()} {step.number}: {step.title}**" + \
-        (f"\n\n{rest}" if rest else "")
+        (f"\n\n{step.text}" if step.text else "")
 
 
 def _step_source(step: Step, phase: Phase) -> str:
     words = [f"%%{MAGICS[phase]}"]
     if phase is Phase.VERIFY_AFTER_ROLLBACK:
         words.append("--after-rollback")
-    words += [str(step.number), "--title", shlex.quote(step.title),
-              "--timeout", f"{step.timeout_s:g}"]
+    # "--name=value" keeps a value that starts with "-" from reading as an option.
+    words += [str(step.number), shlex.quote(f"--title={step.title}"),
+              f"--timeout={step.timeout_s:g}"]
     if step.expect.exit_code:
-        words += ["--expect-exit", str(step.expect.exit_code)]
+        words.append(f"--expect-exit={step.expect.exit_code}")
     for text in step.expect.contains:
-        words += ["--expect", shlex.quote(text)]
+        words.append(shlex.quote(f"--expect={text}"))
     return " ".join(words) + "\n" + (step.command or "").rstrip("\n")

@@ -6,6 +6,7 @@ the same here as in any Markdown viewer.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 from pathlib import Path
@@ -43,14 +44,17 @@ class RunbookInvalid(UsageError):
 def read_runbook(path: Path) -> tuple[Runbook, list[Problem]]:
     """Read the runbook at ``path``; raise UsageError when the file cannot be read."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        raw = path.read_bytes()
+        text = raw.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
     except FileNotFoundError as error:
         raise UsageError(f"runbook file '{path}' not found; pass the path of a .md runbook "
                          f"or the name of one under runbooks/") from error
     except (UnicodeDecodeError, IsADirectoryError, PermissionError) as error:
         raise UsageError(f"runbook file '{path}' cannot be read ({error}); runbooks are UTF-8 "
                          f"Markdown files") from error
-    return parse_runbook(text, path)
+    runbook, problems = parse_runbook(text, path)
+    runbook.sha256 = hashlib.sha256(raw).hexdigest()
+    return runbook, problems
 
 
 def load_runbook(path: Path, accept: frozenset[str] = frozenset()) -> Runbook:
@@ -88,16 +92,14 @@ def parse_runbook(text: str, path: Path | None = None) -> tuple[Runbook, list[Pr
         environment=data.get("environment") if isinstance(data.get("environment"), str) else "",
         read_only=data.get("read_only") is True,
     )
-    if split is None:
-        return runbook, problems
-
     body = "".join(text.splitlines(keepends=True)[body_start - 1:])
     _read_body(runbook, body, body_start, problems)
     return runbook, problems
 
 
 def runbook_sha256(runbook: Runbook) -> str:
-    return hashlib.sha256(runbook.source.encode("utf-8")).hexdigest()
+    """Return the SHA-256 of the runbook file's bytes (of its text when it has no file)."""
+    return runbook.sha256 or hashlib.sha256(runbook.source.encode("utf-8")).hexdigest()
 
 
 def _read_body(runbook: Runbook, body: str, first_line: int, problems: list[Problem]) -> None:
@@ -118,6 +120,8 @@ def _read_body(runbook: Runbook, body: str, first_line: int, problems: list[Prob
                 if section in section_lines:
                     problems.append(Problem(line, "error", f"section '{heading}' appears twice; "
                                             f"merge the two"))
+                elif section not in SECTIONS:
+                    problems.append(_unknown_section(heading, line))
                 section_lines.setdefault(section, line)
             index += 3
             continue
@@ -143,16 +147,32 @@ def _read_body(runbook: Runbook, body: str, first_line: int, problems: list[Prob
         if token.type == "fence" and section in ("steps", "verification", "rollback"):
             problems.append(Problem(line + 1, "error", f"a code block in {section} is outside "
                                     f"any numbered item; indent it under its step"))
+        if token.type == "inline" and token.level == 1 and \
+                section in ("steps", "verification", "rollback"):
+            for offset, text in enumerate(token.content.splitlines()):
+                if text.strip().lower().startswith(("expect:", "timeout:")):
+                    problems.append(Problem(line + offset, "error", f"'{text.strip()}' is "
+                                            f"outside any numbered item, so no step reads it; "
+                                            f"indent it under its step"))
         index += 1
 
     if "monitoring" in section_lines:
         runbook.monitoring = _section_text(body, tokens, "monitoring")
 
 
+def _unknown_section(heading: str, line: int) -> Problem:
+    close = difflib.get_close_matches(heading.lower(), SECTIONS, n=1, cutoff=0.6)
+    hint = f"; did you mean '## {close[0].capitalize()}'?" if close else \
+        f"; runbook sections are {', '.join(name.capitalize() for name in SECTIONS)}"
+    return Problem(line, "warning", f"section '{heading}' is shown but never run{hint}")
+
+
 def _read_step(runbook: Runbook, phase: Phase, number: int, tokens: list[Token],
                first_line: int, problems: list[Problem]) -> Step:
     start = first_line + (tokens[0].map[0] if tokens[0].map else 0)
     texts: list[str] = []
+    title_lines: list[str] = []
+    shown: list[str] = []
     commands: list[tuple[str, int]] = []
     expect_exit, contains, timeout_s = 0, [], runbook.step_timeout_s
     where = f"{phase.value} {number}"
@@ -163,6 +183,8 @@ def _read_step(runbook: Runbook, phase: Phase, number: int, tokens: list[Token],
             language = token.info.strip().split(" ")[0].lower()
             if language in COMMAND_LANGUAGES:
                 commands.append((token.content, line + 1))
+            elif language and language not in ("text", "console", "output", "plain"):
+                shown.append(language)
             elif not language:
                 problems.append(Problem(line, "error", f"{where} has a code block without a "
                                         f"language; write ```bash to run it or ```text to "
@@ -171,6 +193,7 @@ def _read_step(runbook: Runbook, phase: Phase, number: int, tokens: list[Token],
         if token.type != "inline":
             continue
 
+        paragraph_start = len(texts)
         for offset, text in enumerate(token.content.splitlines()):
             key, _, value = text.partition(":")
             key, value = key.strip().lower(), value.strip()
@@ -181,13 +204,20 @@ def _read_step(runbook: Runbook, phase: Phase, number: int, tokens: list[Token],
                 timeout_s = _read_timeout(value, line + offset, where, timeout_s, problems)
             else:
                 texts.append(text)
+        if not title_lines and len(texts) > paragraph_start:
+            title_lines = texts[paragraph_start:]
 
+    if shown and not commands:
+        problems.append(Problem(start, "error", f"{where} has a ```{shown[0]} block, which is "
+                                f"shown but not run; steps run ```bash blocks"))
     if len(commands) > 1:
         problems.append(Problem(commands[1][1] - 1, "error", f"{where} has {len(commands)} "
                                 f"bash blocks; a step runs one, so split it into steps"))
     command, command_line = commands[0] if commands else (None, 0)
-    title = texts[0].strip() if texts else f"{phase.value.capitalize()} {number}"
-    return Step(phase=phase, number=number, title=title, text="\n".join(texts).strip(),
+    title = " ".join(line.strip() for line in title_lines) or \
+        f"{phase.value.capitalize()} {number}"
+    rest = texts[len(title_lines):] if title_lines == texts[:len(title_lines)] else texts
+    return Step(phase=phase, number=number, title=title, text="\n".join(rest).strip(),
                 command=command, expect=Expectation(expect_exit, tuple(contains)),
                 timeout_s=timeout_s, line=start, command_line=command_line)
 
@@ -196,8 +226,12 @@ def _read_expect(value: str, line: int, where: str, exit_code: int, contains: li
                  problems: list[Problem]) -> tuple[int, list[str]]:
     exit_match = _EXPECT_EXIT.match(value)
     text_match = _EXPECT_TEXT.match(value)
-    if exit_match:
+    if exit_match and int(exit_match[1]) <= 255:
         return int(exit_match[1]), contains
+    if exit_match:
+        problems.append(Problem(line, "error", f"{where}: 'Expect: {value}' is invalid; an exit "
+                                f"status is 0 to 255"))
+        return exit_code, contains
     if text_match:
         text = text_match[1].strip()
         if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'`":
@@ -227,22 +261,19 @@ def _read_prerequisite(tokens: list[Token], first_line: int) -> Prerequisite:
         return Prerequisite("", "", line)
 
     text = _CHECKBOX.sub("", inline.content.strip())
-    check = ""
-    for child in inline.children or []:
-        words = child.content.split()
-        if child.type == "code_inline" and words and words[0].lower() in CHECK_WORDS:
-            check = " ".join(words)
-    if check and text.endswith(f"`{_child_markup(inline, check)}`"):
-        text = text[:-len(_child_markup(inline, check)) - 2].rstrip(" :-—")
+    # Only a code span that ends the item is a check; one inside the sentence is text.
+    children = [child for child in inline.children or []
+                if child.type != "text" or child.content.strip(" .")]
+    last = children[-1] if children else None
+    words = last.content.split() if last is not None and last.type == "code_inline" else []
+    if not words or words[0].lower() not in CHECK_WORDS:
+        return Prerequisite(text, "", line)
+
+    check = " ".join(words)
+    written = f"`{last.content}`"
+    if written in text:
+        text = text[:text.rindex(written)].rstrip(" :-—")
     return Prerequisite(text or check, check, line)
-
-
-def _child_markup(inline: Token, check: str) -> str:
-    """Return the code span text of ``check`` as written (spacing kept)."""
-    for child in inline.children or []:
-        if child.type == "code_inline" and " ".join(child.content.split()) == check:
-            return child.content
-    return check
 
 
 def _list_items(tokens: list[Token], start: int, end: int) -> list[list[Token]]:

@@ -2,12 +2,13 @@
 
 - ``rollback_tested``: a passing rehearsal whose rollback reached a healthy check within
   the runbook's ``rollback_target_s``;
-- ``staging_smoke``: a passing run (not a rehearsal) against the ``staging`` environment;
-- ``runbook_documented``: any finished run of a lint-clean runbook (the file kept is the
+- ``staging_smoke``: a passing run (not a rehearsal) against the ``staging`` environment
+  whose Verification section, the smoke test, ran and passed;
+- ``runbook_documented``: a passing run of a lint-clean runbook (the file kept is the
   runbook itself), once per version and runbook content.
 
 Runs without a version (no ``version`` parameter) record nothing, since G4 evidence is
-per release.
+per release. Neither do runs allowed with ``--no-rollback``, whose runbook fails lint.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from .. import approvals
 from ..config import Config
 from ..store import Store
-from .model import Runbook, RunStatus
+from .model import Phase, Runbook, RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ def record_run_evidence(store: Store, config: Config, runbook: Runbook, run: dic
                         notebook: Path, operator: str) -> list[dict[str, Any]]:
     """Record the evidence ``run`` earned and return the stored records."""
     version = run["version"]
-    if not version or run["status"] in (RunStatus.RUNNING.value, RunStatus.ERROR.value):
+    if not version or run["no_rollback"] or run["status"] != RunStatus.PASSED.value:
         return []
 
     recorded = []
@@ -45,14 +46,15 @@ def record_run_evidence(store: Store, config: Config, runbook: Runbook, run: dic
         recorded.append(row)
         log.info("evidence %s recorded for %s from run %d", item, version, run["id"])
 
-    passed = run["status"] == RunStatus.PASSED.value
-    if passed and run["mode"] == "rehearse":
+    verified = [step for step in run["steps"] if step["phase"] == Phase.VERIFY.value]
+    if run["mode"] == "rehearse":
         record("rollback_tested", f"{where}: rollback to a healthy check in "
                f"{run['rollback_healthy_s']:g} s, target {run['rollback_target_s']:g} s",
                notebook)
-    if passed and run["mode"] == "run" and run["environment"] == STAGING:
-        record("staging_smoke", f"{where}: every step and verification passed on staging",
-               notebook)
+    smoke_passed = verified and all(step["status"] == "passed" for step in verified)
+    if run["mode"] == "run" and run["environment"] == STAGING and smoke_passed:
+        record("staging_smoke", f"{where}: every step and the {len(verified)} verification "
+               f"step(s) passed on staging", notebook)
     if runbook.path is not None and not _documented(store, config, version, runbook.path):
         record("runbook_documented", f"runbook {runbook.name} ({runbook.path.name}, SHA-256 "
                f"{run['runbook_sha256'][:12]}) passes runbook lint and ran as run "

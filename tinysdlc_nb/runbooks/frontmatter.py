@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keyword
 import math
 import re
 from dataclasses import dataclass
@@ -21,8 +22,15 @@ PARAMETER_KEYS = ("type", "default", "required", "choices", "description", "secr
 RESERVED_VARIABLES = frozenset({
     "PATH", "HOME", "SHELL", "IFS", "PWD", "OLDPWD", "USER", "LOGNAME", "ENV", "BASH_ENV",
     "CDPATH", "GLOBIGNORE", "SHELLOPTS", "BASHOPTS", "PS4", "TERM", "LANG", "TMPDIR",
-    "PYTHONPATH", "PYTHONHOME", "LD_PRELOAD", "LD_LIBRARY_PATH",
+    "PYTHONPATH", "PYTHONHOME", "LD_PRELOAD", "LD_LIBRARY_PATH", "POSIXLY_CORRECT",
+    "PROMPT_COMMAND", "HISTFILE", "MAIL", "MAILPATH", "SHLVL", "PS1", "PS2", "PS3",
+    "TZ", "LC_ALL", "LC_CTYPE", "UID", "EUID", "PPID", "HOSTNAME", "RANDOM", "SECONDS",
 })
+# Any name with these prefixes also belongs to the loader, bash, Python or the runner.
+RESERVED_PREFIXES = ("ld_", "bash", "dyld_", "python", "runbook_", "lc_")
+# Names the compiled notebook's own cells use.
+NOTEBOOK_NAMES = frozenset({"rb", "open_session", "get_ipython", "print", "str", "int",
+                            "float", "bool", "list", "dict"})
 
 
 @dataclass(frozen=True)
@@ -178,9 +186,13 @@ def _read_parameter(name: str, spec: Any, line: int,
         report("the name is invalid; use lower-case letters, digits and '_', starting with a "
                "letter")
         return None
-    if name.upper() in RESERVED_VARIABLES or name.startswith("runbook_"):
+    if name.upper() in RESERVED_VARIABLES or name.startswith(RESERVED_PREFIXES):
         report(f"the name would set ${name.upper()}, which the shell or the runner uses; pick "
                f"another name")
+        return None
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name) or name in NOTEBOOK_NAMES:
+        report("the name is a Python keyword or a name the compiled notebook uses; pick "
+               "another name")
         return None
     if not isinstance(spec, dict):
         report("write it as a mapping such as {type: str, required: true}")
@@ -216,6 +228,11 @@ def _read_parameter(name: str, spec: Any, line: int,
     if choices is not None and (not isinstance(choices, list) or not choices):
         report("'choices' must be a non-empty list")
         choices = None
+    for choice in choices or []:
+        error = default_problem(kind, choice, None)
+        if error:
+            report(f"choice {choice!r} is not a {kind}, so no value could match it")
+            break
     default = spec.get("default")
     if default is not None:
         error = default_problem(kind, default, choices)

@@ -123,6 +123,7 @@ class Runbook:
     rollback: list[Step] = field(default_factory=list)
     monitoring: str = ""
     sections: dict[str, int] = field(default_factory=dict)  # heading (lower case) -> line
+    sha256: str = ""  # of the file's bytes, as evidence records hash it
 
     @property
     def has_rollback(self) -> bool:

@@ -13,8 +13,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import UsageError
+from ..scrub import MIN_PROTECTED_LENGTH
 from .model import Parameter, Runbook
 
+# Linux rejects a single environment string ("NAME=value") of 128 KiB or more
+# (MAX_ARG_STRLEN), so every step would fail to start with a larger value.
+MAX_ENVIRONMENT_BYTES = 128 * 1024 - 1
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
 
@@ -52,6 +56,9 @@ def complete_values(runbook: Runbook, values: Mapping[str, Any]) -> dict[str, An
         if parameter.secret:
             continue
         value = values.get(name)
+        if parameter.required and isinstance(value, str) and not value.strip():
+            raise UsageError(f"parameter '{name}' is required and empty; pass a value with "
+                             f"-p {name}=VALUE")
         if value is None:
             if parameter.required:
                 raise UsageError(f"parameter '{name}' is required; pass -p {name}=VALUE"
@@ -77,6 +84,11 @@ def read_secrets(runbook: Runbook, environ: Mapping[str, str] | None = None) -> 
         if not value and parameter.required:
             raise UsageError(f"secret parameter '{name}' is missing; set the environment "
                              f"variable {parameter.source_variable}")
+        if value and len(value) < MIN_PROTECTED_LENGTH:
+            raise UsageError(f"secret parameter '{name}' (${parameter.source_variable}) is "
+                             f"{len(value)} characters long; values under "
+                             f"{MIN_PROTECTED_LENGTH} characters cannot be redacted without "
+                             f"garbling the output, so use a longer secret")
         secrets[name] = value
     return secrets
 
@@ -87,6 +99,11 @@ def coerce_value(parameter: Parameter, value: Any) -> Any:
     if isinstance(converted, str) and "\x00" in converted:
         raise UsageError(f"parameter '{parameter.name}' contains a NUL character, which no "
                          f"environment variable can hold; remove it")
+    size = len(parameter.variable) + 1 + len(as_environment_text(converted).encode("utf-8"))
+    if size > MAX_ENVIRONMENT_BYTES:
+        raise UsageError(f"parameter '{parameter.name}' is {size} bytes long, over the "
+                         f"{MAX_ENVIRONMENT_BYTES} bytes an environment variable can hold; "
+                         f"pass the path of a file that contains it instead")
     if parameter.choices is not None and converted not in parameter.choices:
         allowed = ", ".join(str(choice) for choice in parameter.choices)
         raise UsageError(f"parameter '{parameter.name}' = {value!r} is invalid; expected one "
@@ -129,7 +146,8 @@ def _convert(parameter: Parameter, value: Any) -> Any:
 
     if kind == "str":
         if isinstance(value, bool | int | float):
-            raise UsageError(problem)
+            raise UsageError(f"{problem}; papermill reads -p {name} {value} as a number, so "
+                             f"pass text with -r {name} {value}")
         return str(value)
     if kind == "bool":
         if isinstance(value, bool):
@@ -174,6 +192,9 @@ def _convert_list(value: Any, problem: str) -> list[Any]:
             items = [item.strip() for item in text.split(",")] if text else []
     if any(not isinstance(item, str | int | float) or isinstance(item, bool) for item in items):
         raise UsageError(problem)
+    if any("\n" in str(item) for item in items):
+        raise UsageError(f"{problem}: an item contains a line break, but commands receive "
+                         f"the items one per line")
     return items
 
 

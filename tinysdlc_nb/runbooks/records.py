@@ -67,7 +67,7 @@ def create_run(store: Store, start: RunStart) -> int:
         return connection.execute(insert(runbook_runs).values(values)).inserted_primary_key[0]
 
 
-def set_run_files(store: Store, run_id: int, run_dir: str, notebook_path: str) -> None:
+def set_run_files(store: Store, run_id: int, run_dir: str, notebook_path: str | None) -> None:
     with store.begin() as connection:
         connection.execute(update(runbook_runs).where(runbook_runs.c.id == run_id).values(
             run_dir=run_dir, notebook_path=notebook_path))
@@ -80,20 +80,25 @@ def finish_run(store: Store, run_id: int, status: RunStatus, exit_code: int, mes
         connection.execute(
             update(runbook_runs)
             .where(runbook_runs.c.id == run_id, runbook_runs.c.status == RunStatus.RUNNING.value)
-            .values(status=status.value, exit_code=exit_code, message=scrub(message),
+            .values(status=status.value, exit_code=exit_code, message=_storable(message),
                     finished_at=utc_now(), rollback_healthy_s=rollback_healthy_s))
 
 
+def _storable(text: str) -> str:
+    """Return ``text`` scrubbed, with NUL shown as ``\\x00``: PostgreSQL text cannot hold it."""
+    return scrub(text).replace("\x00", "\\x00")
+
+
 def record_step(store: Store, run_id: int, step: StepRecord) -> None:
-    tail = scrub(step.output_tail)
+    tail = _storable(step.output_tail)
     if len(tail) > TAIL_LIMIT:
         tail = tail[-TAIL_LIMIT:]
     with store.begin() as connection:
         connection.execute(insert(runbook_steps).values(
-            run_id=run_id, phase=step.phase, number=step.number, title=scrub(step.title),
+            run_id=run_id, phase=step.phase, number=step.number, title=_storable(step.title),
             status=step.status.value, exit_code=step.exit_code, started_at=step.started_at,
             duration_s=step.duration_s, output_bytes=step.output_bytes, output_tail=tail,
-            log_path=step.log_path, message=scrub(step.message)))
+            log_path=step.log_path, message=_storable(step.message)))
 
 
 def get_run(store: Store, run_id: int) -> dict[str, Any] | None:

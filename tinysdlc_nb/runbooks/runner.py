@@ -30,7 +30,7 @@ from .compile import cell_timeout_s, write_notebook
 from .document import load_runbook, runbook_sha256
 from .evidence import record_run_evidence
 from .lint import NO_ROLLBACK
-from .model import RUN_EXIT, RunStatus
+from .model import RUN_EXIT, Runbook, RunStatus
 from .params import parse_cli_parameters, read_secrets
 from .rundir import run_folder
 from .spec import default_operator, describe_run
@@ -98,34 +98,17 @@ def run_runbook(reference: str, *, project: str = ".", parameters: list[str] | N
         run_id = records.create_run(store, start)
         run_dir = run_folder(config.home, run_id, runbook.name)
         notebook = run_dir / f"{runbook.name}.ipynb"
-        records.set_run_files(store, run_id, str(run_dir), str(notebook))
         log.info("runbook %s run %d started (%s)", runbook.name, run_id, mode)
 
-        # The compiled notebook is not redacted (its commands must run as written), so it
-        # lives only in a private temporary folder; the run keeps the redacted execution.
-        with tempfile.TemporaryDirectory(prefix="tinysdlc-runbook-") as scratch, \
-                _sigterm_as_interrupt():
-            source = write_notebook(runbook, Path(scratch) / f"{runbook.name}.ipynb")
-            try:
-                execution = run_notebook(source, _notebook_parameters(values, run_id, mode,
-                                                                      no_rollback, config),
-                                         cwd=config.project_dir,
-                                         cell_timeout_s=cell_timeout_s(runbook),
-                                         progress=progress, output_ipynb=notebook,
-                                         failure_expected=True)
-            except KeyboardInterrupt:
-                records.finish_run(store, run_id, RunStatus.ERROR, RUN_EXIT[RunStatus.ERROR],
-                                   "the run was interrupted; the step in progress may still "
-                                   "be running and the rollback did not run, so check the "
-                                   "service by hand")
-                log.error("runbook %s run %d interrupted", runbook.name, run_id)
-                raise
+        ending = _execute(runbook, run_id, mode, no_rollback, values, config, notebook, progress,
+                          store)
+        records.set_run_files(store, run_id, str(run_dir),
+                              str(notebook) if notebook.is_file() else None)
         run = records.get_run(store, run_id)
         if run["status"] == RunStatus.RUNNING.value:
             records.finish_run(store, run_id, RunStatus.ERROR, RUN_EXIT[RunStatus.ERROR],
-                               f"the notebook stopped before the run finished "
-                               f"({execution.message}); the rollback may not have run, so "
-                               f"check the service by hand")
+                               f"{ending}; the rollback may not have run, so check the "
+                               f"service by hand")
             run = records.get_run(store, run_id)
 
         status = RunStatus(run["status"])
@@ -136,6 +119,37 @@ def run_runbook(reference: str, *, project: str = ".", parameters: list[str] | N
                           notebook, run, evidence)
     finally:
         store.close()
+
+
+def _execute(runbook: Runbook, run_id: int, mode: str, no_rollback: bool,
+             values: dict[str, Any], config: Config, notebook: Path, progress: bool,
+             store) -> str:
+    """Run the compiled notebook and return how it ended, in words, for an unfinished run.
+
+    An interrupt (Ctrl-C, SIGTERM) ends the run here rather than the command, so the run is
+    recorded and reported like any other. Any other error finishes the run as an error
+    before it is raised.
+    """
+    # The compiled notebook is not redacted (its commands must run as written), so it
+    # lives only in a private temporary folder; the run keeps the redacted execution.
+    with tempfile.TemporaryDirectory(prefix="tinysdlc-runbook-") as scratch, \
+            _sigterm_as_interrupt():
+        source = write_notebook(runbook, Path(scratch) / f"{runbook.name}.ipynb")
+        try:
+            execution = run_notebook(source, _notebook_parameters(values, run_id, mode,
+                                                                  no_rollback, config),
+                                     cwd=config.project_dir,
+                                     cell_timeout_s=cell_timeout_s(runbook),
+                                     progress=progress, output_ipynb=notebook,
+                                     failure_expected=True)
+        except KeyboardInterrupt:
+            log.error("runbook %s run %d interrupted", runbook.name, run_id)
+            return "the run was interrupted, and the step in progress may still be running"
+        except BaseException as error:
+            records.finish_run(store, run_id, RunStatus.ERROR, RUN_EXIT[RunStatus.ERROR],
+                               f"the notebook could not run ({error})")
+            raise
+    return f"the notebook stopped before the run finished ({execution.message})"
 
 
 @contextlib.contextmanager
@@ -166,6 +180,9 @@ def _check_rollback_options(runbook, rehearse: bool, no_rollback: bool) -> None:
         raise UsageError(f"runbook '{runbook.name}' has no '## Verification' section; a "
                          f"rehearsal checks health with it after the steps and after the "
                          f"rollback")
+    if rehearse and runbook.rollback_target_s is None:
+        raise UsageError(f"runbook '{runbook.name}' has no rollback_target_s; a rehearsal "
+                         f"passes only within that time, so add it to the front matter")
     if no_rollback and runbook.has_rollback:
         raise UsageError(f"--no-rollback is for runbooks without a rollback, and "
                          f"'{runbook.name}' has one; run it without --no-rollback")

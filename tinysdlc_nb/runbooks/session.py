@@ -129,7 +129,39 @@ class RunbookSession:
 
     def run_step(self, phase: Phase, number: int, title: str, command: str, *,
                  timeout_s: float, expect_exit: int = 0, expect: tuple[str, ...] = ()) -> None:
-        """Run one step, or record why it is skipped, and raise StepFailed when it fails."""
+        """Run one step, or record why it is skipped, and raise StepFailed when it fails.
+
+        Any other error while running or recording the step fails it too, so the later
+        steps are skipped and the rollback runs as after a failing command.
+        """
+        try:
+            self._run_step(phase, number, title, command, timeout_s=timeout_s,
+                           expect_exit=expect_exit, expect=expect)
+        except StepFailed:
+            raise
+        except Exception as error:
+            failure = f"{_label(phase, number)} ({title}) could not run: " \
+                      f"{type(error).__name__}: {error}"
+            log.error("runbook run %d: %s", self.run_id, failure)
+            if (phase.value, number) not in self.recorded:
+                self._record_crash(phase, number, title, failure)
+            if phase in (Phase.ROLLBACK, Phase.VERIFY_AFTER_ROLLBACK):
+                self.rollback_failed = self.rollback_failed or failure
+            else:
+                self.failed = self.failed or failure
+            raise StepFailed(failure) from error
+
+    def _record_crash(self, phase: Phase, number: int, title: str, failure: str) -> None:
+        """Record a step that could not run; a store that fails here leaves it unrecorded."""
+        try:
+            self._record(StepRecord(phase.value, number, title, StepStatus.FAILED, None,
+                                    utc_now(), 0.0, message=failure))
+        except Exception as error:  # the store itself may be what failed
+            log.error("runbook run %d: cannot record %s %d: %s", self.run_id, phase.value,
+                      number, error)
+
+    def _run_step(self, phase: Phase, number: int, title: str, command: str, *,
+                  timeout_s: float, expect_exit: int, expect: tuple[str, ...]) -> None:
         key = (phase.value, number)
         if key in self.recorded:
             raise RuntimeError(f"{phase.value} {number} already ran in run {self.run_id}; "
@@ -210,14 +242,21 @@ class RunbookSession:
         if missing:
             return RunStatus.ERROR, f"{missing} never ran; run every cell in order", healthy_s
         if self.failed:
-            rolled = ("the rollback brought the service back in " f"{healthy_s:g} s"
-                      if healthy_s is not None else "no rollback ran (--no-rollback)")
+            if healthy_s is not None:
+                rolled = f"the rollback brought the service back in {healthy_s:g} s"
+            elif self.no_rollback:
+                rolled = "no rollback ran (--no-rollback)"
+            else:
+                rolled = "the runbook has no rollback steps, so none ran"
             return RunStatus.FAILED, f"{self.failed}; {rolled}", healthy_s
         if self.mode == "rehearse":
             target = self.spec.rollback_target_s
             if healthy_s is None:
                 return RunStatus.ERROR, "the rehearsal ran no rollback", None
-            if target is not None and healthy_s > target:
+            if target is None:
+                return RunStatus.ERROR, ("the rehearsal has no rollback_target_s to compare "
+                                         f"its {healthy_s:g} s with"), healthy_s
+            if healthy_s > target:
                 return RunStatus.SLOW_ROLLBACK, (f"the rollback took {healthy_s:g} s to a "
                                                  f"healthy check, over the {target:g} s "
                                                  f"target"), healthy_s
@@ -346,9 +385,13 @@ def _register_magics(session: RunbookSession) -> None:
                              expect=tuple(arguments.expect))
         return magic
 
+    from IPython.core.magic import no_var_expand
+
     for phase, name in ((Phase.STEP, "step"), (Phase.VERIFY, "verify"),
                         (Phase.ROLLBACK, "rollback")):
-        shell.register_magic_function(make(phase), magic_kind="cell", magic_name=name)
+        # IPython would otherwise fill in {expressions} and $names on the magic line.
+        shell.register_magic_function(no_var_expand(make(phase)), magic_kind="cell",
+                                      magic_name=name)
 
 
 def _magic_parser(phase: Phase) -> argparse.ArgumentParser:
