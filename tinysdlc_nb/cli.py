@@ -46,6 +46,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> int:
+    _skip_iri_grammar()
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
@@ -69,6 +70,18 @@ def main(argv: list[str] | None = None) -> int:
         print("tinysdlc-nb: the run failed with an unexpected error (above); nothing was "
               "decided", file=sys.stderr)
         return USAGE_EXIT_CODE
+
+
+def _skip_iri_grammar() -> None:
+    """Keep jsonschema from importing rfc3987-syntax, whose grammar takes seconds to build.
+
+    jsonschema (4.26 here) imports the optional rfc3987-syntax package, when installed, to
+    check the "iri" formats, and that package compiles an Earley grammar at import: about
+    3 s of every command that loads nbformat, measured on a 2-core machine. No schema this
+    tool validates (notebooks, its own JSON) uses those formats, so the CLI marks the
+    package as absent. Python code importing tinysdlc_nb as a library is not affected.
+    """
+    sys.modules.setdefault("rfc3987_syntax", None)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -215,6 +215,7 @@ class _Pipe:
 
     def __init__(self, process: subprocess.Popen[bytes], output: _Output):
         self.pid = process.pid
+        self._process = process
         self.eof = False
         self._fd = process.stdout.fileno()
         self._output = output
@@ -225,7 +226,11 @@ class _Pipe:
     def read(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds, pass one read to the output and return True if any."""
         if self.eof:
-            time.sleep(max(timeout, 0))
+            # Nothing more to read: wait for the exit itself rather than a whole interval.
+            try:
+                self._process.wait(max(timeout, 0))
+            except subprocess.TimeoutExpired:
+                pass
             return False
 
         if not self._selector.select(max(timeout, 0)):

@@ -18,7 +18,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from ..errors import StoreError
-from .migrate import upgrade_to_head
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -95,6 +94,8 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
     store = Store(engine)
     if migrate:
         try:
+            from .migrate import upgrade_to_head  # Alembic loads only when migrating
+
             upgrade_to_head(store.engine)
         except OperationalError as error:
             raise StoreError(f"cannot open the store at {parsed.render_as_string()}: "
