@@ -30,13 +30,19 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade_to_head(engine: Engine) -> None:
-    """Bring the schema to the newest revision; a no-op when it is already there."""
-    if current_revision(engine) == head_revision():
-        return
-    with _migration_lock(engine), engine.begin() as connection:
-        config = _alembic_config(connection)
-        log.info("migrating store to revision %s", head_revision())
-        command.upgrade(config, "head")
+    """Bring the schema to the newest revision; a no-op when it is already there.
+
+    The check runs under the migration lock too. Two processes opening a new SQLite store
+    at once would otherwise both connect while the first one turns on WAL mode, and the
+    second fails with "database is locked".
+    """
+    with _migration_lock(engine):
+        if current_revision(engine) == head_revision():
+            return
+        with engine.begin() as connection:
+            config = _alembic_config(connection)
+            log.info("migrating store to revision %s", head_revision())
+            command.upgrade(config, "head")
 
 
 def downgrade(engine: Engine, revision: str) -> None:
