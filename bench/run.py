@@ -1,4 +1,4 @@
-"""Run the benchmarks of ``make bench``: the G4 gate on Django 5.2.8, incidents and team messaging.
+"""Run the benchmarks of ``make bench``: the G4 gate on Django 5.2.8, incidents, team and runbooks.
 
 The G4 benchmark compares the gate with running its tools by hand on Django 5.2.8.
 
@@ -13,9 +13,13 @@ Last, it runs the team messaging benchmark (``bench/team_bench.py``): the queue'
 and throughput through one worker against a folder of JSON files polled once a second,
 and the hand-off parser against a regular expression.
 
-``bench/run.py g4``, ``bench/run.py incidents`` and ``bench/run.py team`` run one
-benchmark each. Each rewrites its own section of ``bench/RESULTS.md`` and keeps the
-others.
+Then the runbook benchmark (``bench/runbook_bench.py``): a 20-step runbook through
+``tinysdlc-nb runbook run`` against the same commands in bash, for the cost per step and
+the fixed start-up.
+
+``bench/run.py g4``, ``bench/run.py incidents``, ``bench/run.py team`` and
+``bench/run.py runbooks`` run one benchmark each. Each rewrites its own section of
+``bench/RESULTS.md`` and keeps the others.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ import incident_bench
 import incident_page
 import results
 import results_page
+import runbook_bench
+import runbook_page
 import team_bench
 import team_page
 
@@ -46,10 +52,13 @@ RESULTS_PATH = HERE / "RESULTS.md"
 RAW_PATH = gate_django.CACHE / "last-run.json"
 INCIDENTS_RAW_PATH = gate_django.CACHE / "incidents-last-run.json"
 TEAM_RAW_PATH = gate_django.CACHE / "team-last-run.json"
-BENCHMARKS = ("g4", "incidents", "team")
+RUNBOOKS_RAW_PATH = gate_django.CACHE / "runbooks-last-run.json"
+BENCHMARKS = ("g4", "incidents", "team", "runbooks")
 DEFAULT_ROUNDS = 3
 # One team round takes about three minutes, so the team benchmark runs one by default.
 DEFAULT_TEAM_ROUNDS = 1
+# A runbook round takes 20 to 40 s on an idle two-core machine, so five rounds fit.
+DEFAULT_RUNBOOK_ROUNDS = 5
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: all)")
     parser.add_argument("--rounds", type=int,
                         help=f"rounds to run; each round runs every side once (default: "
-                             f"{DEFAULT_ROUNDS}, and {DEFAULT_TEAM_ROUNDS} for team)")
+                             f"{DEFAULT_ROUNDS}, {DEFAULT_TEAM_ROUNDS} for team and "
+                             f"{DEFAULT_RUNBOOK_ROUNDS} for runbooks)")
     defaults = incident_bench.Sizes()
     parser.add_argument("--incidents", type=int, default=defaults.incidents,
                         help=f"incidents in the generated history (default: "
@@ -101,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     if "team" in selected:
         run_team(args.rounds or DEFAULT_TEAM_ROUNDS,
                  team_bench.Sizes(messages=args.team_messages))
+    if "runbooks" in selected:
+        run_runbooks(args.rounds or DEFAULT_RUNBOOK_ROUNDS)
     return 0
 
 
@@ -120,7 +132,8 @@ def run_g4(rounds: int, options: str) -> None:
     print(results.table(runs))
     page = results_page.markdown(runs, options, started, revision)
     previous = _read_results()
-    for kept in (incident_page.kept_section(previous), team_page.kept_section(previous)):
+    for kept in (incident_page.kept_section(previous), team_page.kept_section(previous),
+                 runbook_page.kept_section(previous)):
         if kept:
             page += f"\n{kept}"
     RESULTS_PATH.write_text(page, encoding="utf-8")
@@ -164,6 +177,23 @@ def run_team(rounds: int, sizes: team_bench.Sizes) -> None:
     RESULTS_PATH.write_text(team_page.replace_section(_read_results(), section),
                             encoding="utf-8")
     print(f"Wrote the team section of {RESULTS_PATH}")
+
+
+def run_runbooks(rounds: int) -> None:
+    """Run the runbook benchmark and rewrite the runbook section of RESULTS.md."""
+    started = dt.datetime.now(dt.UTC)
+    revision = product_revision()
+    data = runbook_bench.run(rounds)
+    revision = checked_revision(revision)
+
+    gate_django.CACHE.mkdir(parents=True, exist_ok=True)
+    RUNBOOKS_RAW_PATH.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    options = "runbooks" + (f" --rounds {rounds}" if rounds != DEFAULT_RUNBOOK_ROUNDS else "")
+    section = runbook_page.section(data, options, started, revision)
+    print(section)
+    RESULTS_PATH.write_text(runbook_page.replace_section(_read_results(), section),
+                            encoding="utf-8")
+    print(f"Wrote the runbook section of {RESULTS_PATH}")
 
 
 def checked_revision(revision: str) -> str:

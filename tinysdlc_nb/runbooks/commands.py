@@ -129,12 +129,12 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ..gatecmd import progress_wanted
     from .runner import run_runbook
 
     outcome = run_runbook(args.runbook, project=args.project, parameters=args.parameters,
                           rehearse=args.rehearse_rollback, no_rollback=args.no_rollback,
-                          operator=args.operator, progress=progress_wanted() and not args.json)
+                          operator=args.operator,
+                          progress=sys.stderr.isatty() and not args.json)
     if args.json:
         print(json.dumps(scrub_data(_run_json(outcome.run, outcome.evidence)), indent=2,
                          default=str))
