@@ -252,3 +252,19 @@ def _versions() -> list[list[str]]:
         except metadata.PackageNotFoundError:
             rows.append([name, "not installed"])
     return rows
+
+
+def replace_section(page: str, new_section: str, begin: str, end: str) -> str:
+    """Return ``page`` with the section between ``begin`` and ``end`` replaced, or appended."""
+    if begin in page and end in page:
+        before, rest = page.split(begin, 1)
+        after = rest.split(end, 1)[1]
+        return before + new_section.rstrip("\n") + after
+    return page.rstrip("\n") + "\n\n" + new_section
+
+
+def kept_section(page: str, begin: str, end: str) -> str:
+    """Return the section of ``page`` between ``begin`` and ``end`` with its markers, or ""."""
+    if begin not in page or end not in page:
+        return ""
+    return begin + page.split(begin, 1)[1].split(end, 1)[0] + end + "\n"

@@ -105,18 +105,12 @@ def section(data: dict, options: str, started: dt.datetime, revision: str) -> st
 
 def replace_section(page: str, new_section: str) -> str:
     """Return ``page`` with its runbook section replaced by ``new_section``, or appended."""
-    if BEGIN in page and END in page:
-        before, rest = page.split(BEGIN, 1)
-        after = rest.split(END, 1)[1]
-        return before + new_section.rstrip("\n") + after
-    return page.rstrip("\n") + "\n\n" + new_section
+    return results_page.replace_section(page, new_section, BEGIN, END)
 
 
 def kept_section(page: str) -> str:
     """Return the runbook section of ``page`` with its markers, or "" if there is none."""
-    if BEGIN not in page or END not in page:
-        return ""
-    return BEGIN + page.split(BEGIN, 1)[1].split(END, 1)[0] + END + "\n"
+    return results_page.kept_section(page, BEGIN, END)
 
 
 def derived(data: dict) -> dict:

@@ -7,6 +7,9 @@ import textwrap
 from pathlib import Path
 
 from tinysdlc_nb.cli import main
+from tinysdlc_nb.config import load_config
+from tinysdlc_nb.runbooks.records import list_runs
+from tinysdlc_nb.store import open_store
 
 
 def step_items(commands: list[str], titles: list[str] | None = None,
@@ -57,3 +60,16 @@ def run_json(capsys, project: Path, runbook: str, *extra: str) -> tuple[int, dic
                              "--json", "--by", "Dana Reyes", *extra)
     assert out, f"no JSON printed (exit {code}); stderr: {err}"
     return code, json.loads(out)
+
+
+def stored_runs(project: Path) -> list[dict]:
+    """Return the project's runbook runs, newest first, each with its steps."""
+    store = open_store(load_config(project).database_url)
+    try:
+        return list_runs(store)
+    finally:
+        store.close()
+
+
+def steps_by_key(run: dict) -> dict[tuple[str, int], dict]:
+    return {(step["phase"], step["number"]): step for step in run["steps"]}

@@ -18,30 +18,24 @@ import time
 from pathlib import Path
 
 import pytest
-from runbookkit import run_cli, run_json, runbook_text, write_runbook
+from runbookkit import (
+    run_cli,
+    run_json,
+    runbook_text,
+    steps_by_key,
+    stored_runs,
+    write_runbook,
+)
 
 from tinysdlc_nb import checklist
 from tinysdlc_nb.cli import main
 from tinysdlc_nb.config import load_config
-from tinysdlc_nb.runbooks.records import list_runs
 from tinysdlc_nb.store import open_store
 
 pytestmark = pytest.mark.kernel
 
 CLI = [sys.executable, "-m", "tinysdlc_nb.cli"]
 LICENSE = "lic-7Hq2-Zx91-Pw3m"
-
-
-def stored_runs(project: Path) -> list[dict]:
-    store = open_store(load_config(project).database_url)
-    try:
-        return list_runs(store)
-    finally:
-        store.close()
-
-
-def steps_by_key(run: dict) -> dict[tuple[str, int], dict]:
-    return {(step["phase"], step["number"]): step for step in run["steps"]}
 
 
 def evidence_items(run: dict) -> list[str]:

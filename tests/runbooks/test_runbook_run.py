@@ -7,29 +7,23 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from runbookkit import run_cli, run_json, runbook_text, write_runbook
+from runbookkit import (
+    run_cli,
+    run_json,
+    runbook_text,
+    steps_by_key,
+    stored_runs,
+    write_runbook,
+)
 
 from tinysdlc_nb import approvals
 from tinysdlc_nb.config import load_config
 from tinysdlc_nb.execute import run_notebook
 from tinysdlc_nb.runbooks.compile import write_notebook
 from tinysdlc_nb.runbooks.document import load_runbook
-from tinysdlc_nb.runbooks.records import list_runs
 from tinysdlc_nb.store import open_store
 
 pytestmark = pytest.mark.kernel
-
-
-def stored_runs(project: Path) -> list[dict]:
-    store = open_store(load_config(project).database_url)
-    try:
-        return list_runs(store)
-    finally:
-        store.close()
-
-
-def steps_by_key(run: dict) -> dict[tuple[str, int], dict]:
-    return {(step["phase"], step["number"]): step for step in run["steps"]}
 
 
 def test_run_passes_and_records_steps(project, capsys):

@@ -1,4 +1,4 @@
-"""Where a run keeps its files: the executed notebook and one log per step."""
+"""Paths of a run's files: the executed notebook's folder and one log per step."""
 
 from __future__ import annotations
 
