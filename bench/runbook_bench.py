@@ -140,7 +140,7 @@ def run(rounds: int) -> dict:
         measure.wait_for_quiet_machine()
 
         # One untimed run of each side creates the store, applies its migrations and loads
-        # the imports into the page cache, so every timed run sees the same state.
+        # the imports into the page cache, so every timed run starts from the same state.
         for side in SIDES:
             _run_side(side, files, env, folder / "warm-up")
         runs: dict[str, list[dict]] = {side: [] for side in SIDES}

@@ -1,7 +1,7 @@
 """HTTP health probes: one GET, retried until the response is healthy or the wait is over.
 
-``probe_http`` has no command-line concerns, so other modules can call it directly; the
-``probe`` command of the CLI is a thin layer over it, registered by ``add_probe_command``.
+``probe_http`` has no command-line concerns, so other modules can call it directly. The
+CLI's ``probe`` command is a thin layer over it, registered by ``add_probe_command``.
 """
 
 from __future__ import annotations

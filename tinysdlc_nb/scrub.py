@@ -223,7 +223,7 @@ def _environment_secrets() -> _EnvironmentSecrets:
     # value later changes to a URL with a password, the change is noticed only when a
     # watched variable or the set of names changes too.
     watched_names = tuple(name for name, _ in items)
-    labels = _secret_values(items)
+    labels = secret_values(items)
     regex = None
     if labels:
         ordered = sorted(labels, key=len, reverse=True)
@@ -241,7 +241,7 @@ def _is_relevant(name: str, value: str) -> bool:
     return looks_secret(name) or "://" in value
 
 
-def _secret_values(items: list[tuple[str, str]]) -> dict[str, str]:
+def secret_values(items: list[tuple[str, str]]) -> dict[str, str]:
     """Map each environment value to redact to the label that replaces it."""
     labels: dict[str, str] = {}
     for name, value in items:

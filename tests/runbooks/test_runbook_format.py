@@ -148,8 +148,10 @@ def test_lint_front_matter_typo_key():
 def test_lint_invalid_yaml_names_line():
     text = runbook_text(["echo hi"], front="rollback_target_s: [30")
 
-    assert any(error.startswith("rb.md:") and "not valid YAML" in error
-               for error in errors_of(text))
+    yaml_errors = [error for error in errors_of(text) if "not valid YAML" in error]
+
+    assert yaml_errors
+    assert yaml_errors[0].startswith("rb.md:")
 
 
 def test_lint_secret_with_default_rejected():
@@ -294,8 +296,10 @@ def test_compile_cells_and_tags():
 
     assert len(tagged) == 1
     assert "version = None  # required" in tagged[0].source
-    assert any(source.startswith("%%step 1 ") and source.endswith('echo "$VERSION"')
-               for source in sources)
+    steps = [source for source in sources if source.startswith("%%step 1 ")]
+
+    assert len(steps) == 1
+    assert steps[0].endswith('echo "$VERSION"')
     assert any(source.startswith("%%rollback 1 ") for source in sources)
     assert any(source.startswith("%%verify --after-rollback 1 ") for source in sources)
     assert sources[-1] == "rb.finish()"

@@ -1,7 +1,7 @@
 """Turn a parsed runbook into a parameterized notebook with one cell per step.
 
 The notebook contains the commands as written in the runbook, as ``%%step`` / ``%%verify``
-/ ``%%rollback`` cells, so a reader in JupyterLab sees exactly what runs. Parameter
+/ ``%%rollback`` cells, so a reader in JupyterLab reads exactly what runs. Parameter
 values are never written into a command: the step runner passes them as ``$NAME``.
 """
 
@@ -19,8 +19,8 @@ from .. import __version__
 from .document import runbook_sha256
 from .model import Parameter, Phase, Runbook, Step
 
-# Control parameters the CLI sets for each run; runbook parameters may not start with
-# "runbook_", so they cannot collide.
+# Control parameters the CLI sets for each run. Lint rejects runbook parameter names that
+# start with "runbook_", so the two cannot collide.
 CONTROL_PARAMETERS = {
     "runbook_run_id": (0, "set by `tinysdlc-nb runbook run`; 0 starts a new run here"),
     "runbook_mode": ("run", '"run", or "rehearse" to roll back after the steps pass'),

@@ -21,7 +21,7 @@ class Phase(enum.StrEnum):
 
 
 class RunStatus(enum.StrEnum):
-    """Where a runbook run ended; each status has one exit code (``RUN_EXIT``)."""
+    """The end state of a runbook run. Each status has one exit code (``RUN_EXIT``)."""
 
     RUNNING = "running"
     PASSED = "passed"
@@ -81,7 +81,7 @@ class Prerequisite:
 
 @dataclass(frozen=True)
 class Expectation:
-    """What a step's result must show: an exit code, texts in the output, or both."""
+    """The result a step must show: an exit code, texts in the output, or both."""
 
     exit_code: int = 0
     contains: tuple[str, ...] = ()

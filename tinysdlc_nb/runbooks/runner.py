@@ -130,8 +130,8 @@ def _execute(runbook: Runbook, run_id: int, mode: str, no_rollback: bool,
     recorded and reported like any other. Any other error finishes the run as an error
     before it is raised.
     """
-    # The compiled notebook is not redacted (its commands must run as written), so it
-    # lives only in a private temporary folder; the run keeps the redacted execution.
+    # The compiled notebook is not redacted, because its commands must run as written. It
+    # lives only in a private temporary folder, and the run keeps the redacted execution.
     with tempfile.TemporaryDirectory(prefix="tinysdlc-runbook-") as scratch, \
             _sigterm_as_interrupt():
         source = write_notebook(runbook, Path(scratch) / f"{runbook.name}.ipynb")

@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .. import secret_patterns
 from ..errors import ToolMissing, UsageError
-from ..scrub import MIN_ENV_VALUE_LENGTH, looks_secret, scrub
+from ..scrub import scrub, secret_values
 
 log = logging.getLogger(__name__)
 
@@ -344,16 +343,13 @@ class _EnvSecrets:
     """The secret values of the step's environment that scrub does not already redact.
 
     scrub redacts the secret values of this process's environment. A step's environment
-    may hold more, for example a secret parameter exported under another name. Values are
-    chosen by the rules scrub uses: a secret-looking name and at least
-    MIN_ENV_VALUE_LENGTH characters, or a password inside a URL.
+    may hold more, for example a secret parameter exported under another name.
+    ``scrub.secret_values`` picks them by scrub's own rules.
     """
 
     def __init__(self, env: Mapping[str, str]):
-        self._labels: dict[str, str] = {}
-        for name, value in env.items():
-            if os.environ.get(name) != value:
-                self._add(name, value)
+        self._labels = secret_values([(name, value) for name, value in env.items()
+                                      if os.environ.get(name) != value])
 
         self._regex = None
         if self._labels:
@@ -365,15 +361,6 @@ class _EnvSecrets:
             return text
 
         return self._regex.sub(lambda match: f"[REDACTED:{self._labels[match[0]]}]", text)
-
-    def _add(self, name: str, value: str) -> None:
-        for found in secret_patterns.find_secrets(value, (secret_patterns.URL_PASSWORD,)):
-            if len(found.value) >= MIN_ENV_VALUE_LENGTH:
-                self._labels.setdefault(found.value, f"password in ${name}")
-
-        if (looks_secret(name) and len(value) >= MIN_ENV_VALUE_LENGTH
-                and not secret_patterns.is_env_reference(value)):
-            self._labels[value] = f"${name}"
 
 
 class _Watch:

@@ -1,6 +1,6 @@
-"""Which shell variables a step's command reads and which it sets itself.
+"""A lint scan of the shell variables a step's command reads and the ones it sets itself.
 
-A scan good enough for lint, not a bash parser: it follows single and double quotes,
+It is not a bash parser. It follows single and double quotes,
 backslash escapes and quoted here-documents, and it treats ``${NAME:-default}`` as a
 deliberate optional read.
 """

@@ -16,7 +16,7 @@ from .records import RunStart
 
 @dataclass
 class RunbookSpec:
-    """A runbook as its compiled notebook knows it: parameters, limits and step counts."""
+    """A runbook as its compiled notebook carries it: parameters, limits and step counts."""
 
     definition: dict[str, Any]
     runbook: Runbook
