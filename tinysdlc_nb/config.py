@@ -16,7 +16,10 @@ from typing import Any
 
 from .errors import ConfigError
 from .gates.model import Tier
+from .channels.settings import resolve_channels
+from .heartbeat.settings import HEARTBEAT_SECTION, validate_heartbeat
 from .incidents.settings import INCIDENTS_SECTION, SLA_SECTION, validate_incidents, validate_sla
+from .schedules.settings import SCHEDULER_SECTION, validate_scheduler
 from .settings import Section, Setting
 from .team.options import TEAM_SECTION, validate_team
 
@@ -77,6 +80,18 @@ def _default_team() -> dict[str, Any]:
     return TEAM_SECTION.defaults()
 
 
+def _default_scheduler() -> dict[str, Any]:
+    return SCHEDULER_SECTION.defaults()
+
+
+def _default_heartbeat() -> dict[str, Any]:
+    return validate_heartbeat(HEARTBEAT_SECTION.defaults(), "defaults")
+
+
+def _default_channels() -> dict[str, Any]:
+    return resolve_channels({}, "defaults")
+
+
 @dataclass
 class Config:
     """The validated configuration of one project."""
@@ -91,6 +106,9 @@ class Config:
     incidents: dict[str, Any] = field(default_factory=_default_incidents)
     sla: dict[str, Any] = field(default_factory=_default_sla)
     team: dict[str, Any] = field(default_factory=_default_team)
+    scheduler: dict[str, Any] = field(default_factory=_default_scheduler)
+    heartbeat: dict[str, Any] = field(default_factory=_default_heartbeat)
+    channels: dict[str, Any] = field(default_factory=_default_channels)
 
     @property
     def name(self) -> str:
@@ -140,7 +158,8 @@ def load_config(project_dir: Path | str) -> Config:
     where = str(path)
     _reject_secret_keys(raw, where)
 
-    known = {"project", "gate", "checks", "waivers", "incidents", "sla", "team"}
+    known = {"project", "gate", "checks", "waivers", "incidents", "sla", "team", "scheduler",
+             "heartbeat", "channels"}
     for key in raw:
         if key not in known:
             raise ConfigError(f"{where}: unknown section '{key}'; known sections: "
@@ -158,6 +177,11 @@ def load_config(project_dir: Path | str) -> Config:
                                      where),
         sla=validate_sla(SLA_SECTION.resolve(raw.get("sla"), where), where),
         team=validate_team(TEAM_SECTION.resolve(raw.get("team"), where), where),
+        scheduler=validate_scheduler(SCHEDULER_SECTION.resolve(raw.get("scheduler"), where),
+                                     where),
+        heartbeat=validate_heartbeat(HEARTBEAT_SECTION.resolve(raw.get("heartbeat"), where),
+                                     where),
+        channels=resolve_channels(raw.get("channels"), where),
     )
     _check_waivers(config, where)
     _check_incident_owner(config, where)
@@ -248,6 +272,8 @@ def _reject_secret_keys(raw: Any, where: str, prefix: str = "") -> None:
         dotted = f"{prefix}{key}"
         if key in ("allow", "waivers", "severity_map"):
             continue  # package names and waiver reasons, not settings
+        if key.endswith("_env"):
+            continue  # the name of the variable that holds a secret, not the secret
         if _SECRET_KEY.search(key) and isinstance(value, str) and value:
             raise ConfigError(f"{where}: '{dotted}' looks like a secret; secrets are read only "
                               f"from environment variables, remove it from the file")

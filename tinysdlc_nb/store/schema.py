@@ -309,3 +309,124 @@ runbook_steps = Table(
     Column("message", Text, nullable=False),
     UniqueConstraint("run_id", "phase", "number", name="uq_runbook_steps_run_phase_number"),
 )
+
+# Scheduled jobs. ``next_run_at`` is the next fire in UTC, computed from ``cron`` in
+# ``timezone``; the scheduler moves it forward after every fire it handles.
+schedules = Table(
+    "schedules", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("kind", String(20), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("project", Text, nullable=False),
+    Column("parameters", Text, nullable=False),
+    Column("cron", String(200), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("catch_up", String(10), nullable=False),
+    Column("paused", Boolean, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("next_run_at", DateTime(timezone=True)),
+)
+
+# One row per fire of a schedule (run, skip or miss) and per run-now. The unique pair
+# (schedule_id, scheduled_for) lets only one scheduler, on any machine, take a fire.
+schedule_runs = Table(
+    "schedule_runs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("schedule_id", Integer, ForeignKey("schedules.id")),
+    Column("schedule_name", String(100), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("trigger", String(12), nullable=False),
+    Column("scheduled_for", DateTime(timezone=True)),
+    Column("status", String(12), nullable=False),
+    Column("exit_code", Integer),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("scheduler", String(200)),
+    Column("pid", Integer),
+    Column("lease_expires_at", DateTime(timezone=True)),
+    Column("output_dir", Text),
+    Column("notebook_path", Text),
+    Column("html_path", Text),
+    Column("reports_deleted_at", DateTime(timezone=True)),
+    Column("message", Text, nullable=False),
+    UniqueConstraint("schedule_id", "scheduled_for", name="uq_schedule_runs_fire"),
+    Index("ix_schedule_runs_schedule", "schedule_id", "id"),
+    Index("ix_schedule_runs_status", "status"),
+)
+
+# One row per heartbeat: what it saw (findings), whether that changed since the beat
+# before, and whether a model was asked to summarize it.
+heartbeats = Table(
+    "heartbeats", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("schedule_runs.id")),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("changed", Boolean, nullable=False),
+    Column("model_called", Boolean, nullable=False),
+    Column("attention", Integer, nullable=False),
+    Column("notified", Integer, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("findings", Text, nullable=False),
+)
+
+# Delivery of one notification over one channel. A long text goes out in parts;
+# parts_sent keeps a retry from sending the first parts twice.
+notification_deliveries = Table(
+    "notification_deliveries", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("notification_id", Integer, ForeignKey("team_notifications.id"), nullable=False),
+    Column("channel", String(50), nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("parts_total", Integer, nullable=False),
+    Column("parts_sent", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True)),
+    UniqueConstraint("notification_id", "channel", name="uq_notification_deliveries"),
+    Index("ix_notification_deliveries_due", "status", "next_attempt_at"),
+)
+
+# Every request a channel made for a delivery: the part, the HTTP status and the outcome.
+channel_attempts = Table(
+    "channel_attempts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery_id", Integer, ForeignKey("notification_deliveries.id"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("part", Integer, nullable=False),
+    Column("http_status", Integer),
+    Column("outcome", String(12), nullable=False),
+    Column("retry_after_s", Float),
+    Column("error", Text),
+)
+
+# Small per-channel state, such as Telegram's getUpdates offset.
+channel_cursors = Table(
+    "channel_cursors", metadata,
+    Column("channel", String(50), primary_key=True),
+    Column("key", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Messages people sent to the team from a chat; (channel, external_id) makes a repeated
+# update a no-op. answered_at is set once the conversation's answer went back to the chat.
+channel_inbound = Table(
+    "channel_inbound", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("channel", String(50), nullable=False),
+    Column("external_id", String(100), nullable=False),
+    Column("chat_id", String(100), nullable=False),
+    Column("sender", String(200), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("conversation_id", Integer, ForeignKey("team_conversations.id")),
+    Column("answered_at", DateTime(timezone=True)),
+    UniqueConstraint("channel", "external_id", name="uq_channel_inbound"),
+)

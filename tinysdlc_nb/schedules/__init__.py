@@ -1,0 +1,1 @@
+"""Scheduled runs of notebooks, gates and runbooks, and the scheduler process."""
