@@ -56,7 +56,10 @@ def test_wheel_ships_notebooks_and_migrations(tmp_path):
                      "tinysdlc_nb/runbooks/library/deploy-local-service.md",
                      "tinysdlc_nb/runbooks/library/rollback-local-service.md",
                      "tinysdlc_nb/runbooks/library/triage-health-check.md",
-                     "tinysdlc_nb/runbooks/library/sample-service/VERSION"):
+                     "tinysdlc_nb/runbooks/library/sample-service/VERSION",
+                     "tinysdlc_nb/store/migrations/versions/0005_persistent.py",
+                     "tinysdlc_nb/notebooks/heartbeat.ipynb",
+                     "tinysdlc_nb/notebooks/operations.ipynb"):
         assert expected in names, expected
 
     # The runbooks run these directly, so an installed copy must keep them executable.

@@ -14,13 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, approvals
+from .channels.commands import add_channel_commands
 from .config import load_config
 from .errors import TinySDLCError
 from .gates.policy import USAGE_EXIT_CODE
+from .heartbeat.commands import add_heartbeat_commands
 from .incidents.commands import add_incident_commands
 from .probe import add_probe_command
 from .project import resolve_version
 from .runbooks.commands import add_runbook_commands
+from .schedules.commands import add_schedule_commands
 from .scrub import scrub
 from .team.commands import add_team_commands
 
@@ -154,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_team_commands(commands, _Parser)
     add_runbook_commands(commands, _Parser)
     add_probe_command(commands, _Parser)
+    add_schedule_commands(commands, _Parser)
+    add_heartbeat_commands(commands, _Parser)
+    add_channel_commands(commands, _Parser)
     return parser
 
 

@@ -18,10 +18,11 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CHANNELS_SECTION = Section("channels", (
     Setting("notify", list, [], "Channels that carry notifications for people (heartbeat "
             "findings, escalations, answers); each must have its own table."),
-    Setting("max_attempts", int, 8, "Failed sends of one notification before it waits for "
-            "`channels retry`; it stays queued either way.", minimum=1),
-    Setting("backoff_base_s", float, 5.0, "Wait after the first failed send; it doubles after "
-            "each further failure.", unit="seconds", minimum=0),
+    Setting("deliver_interval_s", float, 2.0, "Pause between two delivery passes of the "
+            "scheduler's channel service.", unit="seconds", minimum=0.1),
+    Setting("backoff_base_s", float, 5.0, "Wait after the first failed delivery pass; it "
+            "doubles after each further failure. Failed notifications are retried without "
+            "limit.", unit="seconds", minimum=0),
     Setting("backoff_max_s", float, 900.0, "Longest wait between two sends of one "
             "notification.", unit="seconds", minimum=0),
     Setting("max_retry_after_s", float, 60.0, "Longest Retry-After a send waits for in place; "
@@ -94,13 +95,56 @@ def resolve_channels(raw: Any, where: str) -> dict[str, Any]:
             raise ConfigError(f"{where}: channels.{name} must be a table")
         configured[name] = CHANNEL_SECTIONS[name].resolve(table, where)
         _check_env_names(name, configured[name], where)
+        _normalize_ids(name, configured[name], where)
     values["configured"] = configured
 
     for name in values["notify"]:
         if name not in configured:
             raise ConfigError(f"{where}: channels.notify names '{name}', which has no "
                               f"[channels.{name}] table; add the table or remove the name")
+        _check_recipients(name, configured[name], where)
+    if "telegram" in configured:
+        _check_receive(configured["telegram"], where)
     return values
+
+
+def _normalize_ids(channel: str, values: dict[str, Any], where: str) -> None:
+    """Turn the chat ids and phone numbers into strings; TOML lets people write either."""
+    for key in ("chat_ids", "allowed_chat_ids", "to"):
+        if key not in values:
+            continue
+        items = []
+        for item in values[key]:
+            if isinstance(item, bool) or not isinstance(item, int | str) or not str(item).strip():
+                raise ConfigError(f"{where}: channels.{channel}.{key} contains {item!r}; write "
+                                  f"each entry as a number or a non-empty string")
+            items.append(str(item).strip())
+        values[key] = items
+    if channel == "telegram" and not values["allowed_chat_ids"]:
+        values["allowed_chat_ids"] = list(values["chat_ids"])
+
+
+def _check_recipients(channel: str, values: dict[str, Any], where: str) -> None:
+    """Reject a channel in ``notify`` that has nowhere to send to."""
+    if channel == "telegram" and not values["chat_ids"]:
+        raise ConfigError(f"{where}: channels.telegram.chat_ids is empty, but notify names "
+                          f"telegram; add the chat ids that receive notifications")
+    if channel == "whatsapp":
+        if not values["phone_number_id"].strip():
+            raise ConfigError(f"{where}: channels.whatsapp.phone_number_id is empty; set the "
+                              f"sender's phone number id from the WhatsApp Manager")
+        if not values["to"]:
+            raise ConfigError(f"{where}: channels.whatsapp.to is empty, but notify names "
+                              f"whatsapp; add the recipients' phone numbers")
+    if channel == "webhook" and bool(values["url"]) == bool(values["url_env"]):
+        raise ConfigError(f"{where}: channels.webhook needs exactly one of url and url_env; "
+                          f"set url, or url_env when the address holds a token")
+
+
+def _check_receive(values: dict[str, Any], where: str) -> None:
+    if values["receive"] and not values["allowed_chat_ids"]:
+        raise ConfigError(f"{where}: channels.telegram.receive is true, but no chat is "
+                          f"allowed; set allowed_chat_ids (or chat_ids)")
 
 
 def _check_env_names(channel: str, values: dict[str, Any], where: str) -> None:
