@@ -17,9 +17,13 @@ Then the runbook benchmark (``bench/runbook_bench.py``): a 20-step runbook throu
 ``tinysdlc-nb runbook run`` against the same commands in bash, for the cost per step and
 the fixed start-up.
 
-``bench/run.py g4``, ``bench/run.py incidents``, ``bench/run.py team`` and
-``bench/run.py runbooks`` run one benchmark each. Each rewrites its own section of
-``bench/RESULTS.md`` and keeps the others.
+Last, the scheduler benchmark (``bench/scheduler_bench.py``): the start lateness of 100
+jobs with second-level schedules against a heap of the same cron expressions, and the
+idle scheduler's CPU share against a process that only sleeps.
+
+``bench/run.py g4``, ``bench/run.py incidents``, ``bench/run.py team``,
+``bench/run.py runbooks`` and ``bench/run.py scheduler`` run one benchmark each. Each
+rewrites its own section of ``bench/RESULTS.md`` and keeps the others.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ import results
 import results_page
 import runbook_bench
 import runbook_page
+import scheduler_bench
+import scheduler_page
 import team_bench
 import team_page
 
@@ -53,7 +59,8 @@ RAW_PATH = gate_django.CACHE / "last-run.json"
 INCIDENTS_RAW_PATH = gate_django.CACHE / "incidents-last-run.json"
 TEAM_RAW_PATH = gate_django.CACHE / "team-last-run.json"
 RUNBOOKS_RAW_PATH = gate_django.CACHE / "runbooks-last-run.json"
-BENCHMARKS = ("g4", "incidents", "team", "runbooks")
+SCHEDULER_RAW_PATH = gate_django.CACHE / "scheduler-last-run.json"
+BENCHMARKS = ("g4", "incidents", "team", "runbooks", "scheduler")
 DEFAULT_ROUNDS = 3
 # One team round takes about three minutes, so the team benchmark runs one by default.
 DEFAULT_TEAM_ROUNDS = 1
@@ -113,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
                  team_bench.Sizes(messages=args.team_messages))
     if "runbooks" in selected:
         run_runbooks(args.rounds or DEFAULT_RUNBOOK_ROUNDS)
+    if "scheduler" in selected:
+        run_scheduler()
     return 0
 
 
@@ -133,7 +142,7 @@ def run_g4(rounds: int, options: str) -> None:
     page = results_page.markdown(runs, options, started, revision)
     previous = _read_results()
     for kept in (incident_page.kept_section(previous), team_page.kept_section(previous),
-                 runbook_page.kept_section(previous)):
+                 runbook_page.kept_section(previous), scheduler_page.kept_section(previous)):
         if kept:
             page += f"\n{kept}"
     RESULTS_PATH.write_text(page, encoding="utf-8")
@@ -194,6 +203,22 @@ def run_runbooks(rounds: int) -> None:
     RESULTS_PATH.write_text(runbook_page.replace_section(_read_results(), section),
                             encoding="utf-8")
     print(f"Wrote the runbook section of {RESULTS_PATH}")
+
+
+def run_scheduler() -> None:
+    """Run the scheduler benchmark and rewrite the scheduler section of RESULTS.md."""
+    started = dt.datetime.now(dt.UTC)
+    revision = product_revision()
+    data = scheduler_bench.run()
+    revision = checked_revision(revision)
+
+    gate_django.CACHE.mkdir(parents=True, exist_ok=True)
+    SCHEDULER_RAW_PATH.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
+    section = scheduler_page.section(data, "scheduler", started, revision)
+    print(section)
+    RESULTS_PATH.write_text(scheduler_page.replace_section(_read_results(), section),
+                            encoding="utf-8")
+    print(f"Wrote the scheduler section of {RESULTS_PATH}")
 
 
 def checked_revision(revision: str) -> str:

@@ -49,6 +49,31 @@ def test_init_refuses_overwrite(team, run):
     assert forced == 0
 
 
+def test_init_schedules_heartbeat(team):
+    from tinysdlc_nb.schedules.records import get_schedule
+
+    store = store_of(team)
+    schedule = get_schedule(store, "heartbeat")
+    store.close()
+    assert (schedule["kind"], schedule["target"], schedule["cron"]) == \
+        ("notebook", "heartbeat", "*/15 * * * *")
+
+
+def test_init_keeps_existing_heartbeat_schedule(team, run):
+    _code, out, _err = run("init", "--force")
+    assert "Kept the existing schedule of the heartbeat" in out
+
+
+def test_init_without_heartbeat(run, project):
+    from tinysdlc_nb.schedules.records import find_schedule
+
+    code, _out, _err = run("init", "--no-heartbeat")
+    store = store_of(project)
+    found = find_schedule(store, "heartbeat")
+    store.close()
+    assert (code, found) == (0, None)
+
+
 def test_route_json_shape(team, run):
     code, out, _err = run("route", "--from", "devops", "--json", "--text",
                           "Release 2.0 is blocked.\n[@coder: fix [1] and [2]] [@ghost: hi] "

@@ -1,5 +1,5 @@
 """What every channel shares: the outgoing message, the result of one request, secrets and
-the reading of HTTP answers.
+the reading of HTTP responses.
 
 Channel modules take an ``httpx.Client`` from the caller and never import httpx at module
 level, so that loading the config (which declares the channels) stays fast.
@@ -21,7 +21,7 @@ from ..scrub import protect, scrub
 if TYPE_CHECKING:
     import httpx
 
-# Longest slice of an error body kept in an attempt row.
+# Maximum length of the error body kept in an attempt row.
 ERROR_BODY_CHARS = 300
 
 
@@ -68,12 +68,14 @@ class Channel(ABC):
         """Return the recipients of a notification; a webhook has one, the empty string."""
         return [""]
 
+    @abstractmethod
     def prepare(self) -> None:
         """Read the secrets; raise MissingSecret or ConfigError before anything is sent."""
 
     @abstractmethod
     def send(self, client: httpx.Client, message: Outgoing) -> SendResult:
-        """Make one request for ``message`` and return its outcome; never raise for HTTP."""
+        """Make one request for ``message`` and return its outcome; HTTP and transport errors
+        become a failed result instead of an exception."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ def secret_variables(values: dict[str, Any]) -> dict[str, bool]:
 
 
 def retry_after_header(response: httpx.Response) -> float | None:
-    """Return the seconds a ``Retry-After`` header asks for (seconds or an HTTP date)."""
+    """Return the seconds a ``Retry-After`` header requests (seconds or an HTTP date)."""
     header = response.headers.get("retry-after")
     if not header:
         return None
@@ -135,7 +137,7 @@ def json_body(response: httpx.Response) -> Any:
 
 
 def http_error(response: httpx.Response, detail: str | None = None) -> SendResult:
-    """Build the failed result of an answer that is not a success."""
+    """Build the failed result of a response whose status is not a success."""
     text = detail if detail is not None else response.text
     message = f"HTTP {response.status_code}"
     if text and text.strip():
@@ -144,7 +146,7 @@ def http_error(response: httpx.Response, detail: str | None = None) -> SendResul
 
 
 def transport_error(error: Exception, *hidden: str) -> SendResult:
-    """Build the failed result of a request that got no answer (refused, timed out, …).
+    """Build the failed result of a request that got no response (refused, timed out, …).
 
     ``hidden`` are texts such as a webhook address or a token, removed from the message in
     case the HTTP library put them there.

@@ -1,6 +1,6 @@
 """Discord through an incoming webhook: a POST of ``{"content": …}`` to the webhook address.
 
-A message's content is at most 2000 characters. A 429 answer carries ``retry_after`` in
+A message's content is at most 2000 characters. A 429 response carries ``retry_after`` in
 seconds in its JSON body and a ``Retry-After`` header.
 """
 

@@ -1,7 +1,7 @@
 """Slack through an incoming webhook: a POST of ``{"text": …}`` to the webhook address.
 
-Slack answers ``ok`` on success and a short plain-text code on failure (``invalid_payload``,
-``no_text``, ``no_service``, …); a 429 answer carries a ``Retry-After`` header. Texts are
+Slack responds ``ok`` on success and a short plain-text code on failure (``invalid_payload``,
+``no_text``, ``no_service``, …); a 429 response carries a ``Retry-After`` header. Texts are
 split at 4000 characters, the length Slack advises for one message's text.
 """
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import unicodedata
 
-# Characters that join the one before them into one visible symbol (combining marks are
-# found through unicodedata); a cut just before one of them would break that symbol.
+# Characters that join the one before them into one visible symbol, besides the combining
+# marks that unicodedata reports. A cut just before one of them would break that symbol.
 _JOINERS = {"\u200d", "\ufe0e", "\ufe0f"}
 
 

@@ -1,6 +1,6 @@
 """Telegram through the Bot API: ``sendMessage`` out, ``getUpdates`` long polling in.
 
-Every call is ``{api_url}/bot{token}/{method}`` with a JSON body, and every answer is a
+Every call is ``{api_url}/bot{token}/{method}`` with a JSON body, and every response is a
 JSON object with ``ok``; a failure carries ``description`` and, on flood control (HTTP
 429), ``parameters.retry_after`` in seconds.
 """
@@ -73,7 +73,7 @@ class TelegramChannel(Channel):
         body = json_body(response)
         updates = body.get("result") if isinstance(body, dict) else None
         if not isinstance(updates, list):
-            raise UpdatesError("getUpdates answered without a result list")
+            raise UpdatesError("getUpdates returned no result list")
         return [update for update in updates if isinstance(update, dict)]
 
 

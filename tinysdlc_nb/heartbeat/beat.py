@@ -74,9 +74,9 @@ def run_heartbeat(project_dir: Path | str, *, run_id: int | None = None,
     """Run one heartbeat of the project in ``project_dir`` and record it.
 
     ``run_id`` is the ``schedule_runs`` id of the scheduled run this beat belongs to; 0 or
-    None means the beat was started by hand. ``now`` sets the time that SLA states,
-    sign-off ages and the record use (default: the current time); endpoints are probed
-    at the current time either way.
+    None means the beat was started by hand. ``now`` sets the time of SLA states,
+    sign-off ages and the record (default: the current time). Endpoints are always
+    probed at the current time.
     """
     config = load_config(project_dir)
     store = open_store(config.database_url)

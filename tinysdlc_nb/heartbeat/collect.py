@@ -1,4 +1,4 @@
-"""What the heartbeat reads from the store: incidents, sign-offs, dead messages, gates.
+"""Store collectors of the heartbeat: incidents, sign-offs, dead messages and gates.
 
 Each collector returns findings. HTTP endpoints are checked in ``endpoints.py``.
 """

@@ -46,7 +46,7 @@ def check_endpoint(endpoint: dict[str, Any]) -> Finding:
                        f"Endpoint {name} is down: {result.error} ({result.url}).", detail)
 
     if limit and result.latency_ms is not None and result.latency_ms > limit:
-        log.warning("heartbeat: endpoint %s answered in %.0f ms, over its %.0f ms limit",
+        log.warning("heartbeat: endpoint %s responded in %.0f ms, over its %.0f ms limit",
                     name, result.latency_ms, limit)
         return Finding("endpoint", name, SLOW, True,
                        f"Endpoint {name} is slow: {result.latency_ms:.0f} ms, over the "

@@ -1,4 +1,4 @@
-"""Heartbeat findings and the fingerprint that tells whether anything changed."""
+"""Heartbeat findings and the fingerprint that shows whether anything changed."""
 
 from __future__ import annotations
 

@@ -65,9 +65,9 @@ def queue(connection: Connection, config: Config, text: str, key: str) -> int | 
 def deliver_now(config: Config, store: Store, now: dt.datetime) -> dict | None:
     """Run one delivery pass so a queued notification reaches the person now.
 
-    Returns None without sending when no channel is listed in ``[channels].notify`` or
-    this installation has no ``channels.delivery`` module; the notification stays queued
-    for the scheduler's delivery either way.
+    Returns None without sending when ``[channels].notify`` lists no channel or this
+    installation has no ``channels.delivery`` module. The notification then stays queued
+    for the scheduler's delivery.
     """
     if not config.channels["notify"]:
         log.info("heartbeat: no channel in [channels].notify; the notification stays queued")

@@ -31,7 +31,7 @@ FIELDS = ("Stage", "Gate", "Deploy Status", "G3 Received", "Updated")
 
 @dataclass(frozen=True)
 class BlockResult:
-    """What ``rewrite_block`` did: ``replaced``, ``appended`` or ``unchanged``, and why."""
+    """Outcome of ``rewrite_block`` (``replaced``, ``appended`` or ``unchanged``) and its reason."""
 
     outcome: str
     problem: str = ""

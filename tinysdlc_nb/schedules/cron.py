@@ -1,9 +1,9 @@
 """Cron expressions of schedules: when a job fires next, in its own time zone.
 
-Five fields (minute hour day-of-month month day-of-week) follow cronsim, which behaves like
-Debian cron across daylight-saving changes: a job at a fixed hour and minute whose local
-time does not exist on a spring-forward day runs once, at the first valid minute after
-it, and a job whose local time occurs twice on a fall-back day runs once. A job whose
+Five fields (minute hour day-of-month month day-of-week) follow cronsim 2.x, which behaves
+like Debian cron across daylight-saving changes. A job at a fixed hour and minute whose
+local time does not exist on a spring-forward day runs once, at the first valid minute
+after it. A job whose local time occurs twice on a fall-back day runs once. A job whose
 minute or hour field starts with ``*`` follows real elapsed time instead, so
 ``*/20 * * * *`` fires in both passes of a repeated hour.
 
@@ -26,8 +26,8 @@ MACROS = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *
           "@weekly": "0 0 * * 0", "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *",
           "@annually": "0 0 1 1 *"}
 
-# Counting missed fires stops here, so that a week of downtime of an every-second job
-# costs a bounded amount of work; the count is then reported as "more than".
+# Counting missed fires stops here, so a week of downtime of an every-second job costs a
+# bounded amount of work. The count is then reported as "more than" this number.
 MAX_COUNTED_FIRES = 10_000
 
 _ONE_SECOND = dt.timedelta(seconds=1)

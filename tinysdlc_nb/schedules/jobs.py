@@ -9,19 +9,21 @@ crash, a kill, a timeout) is recorded by the parent.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import TinySDLCError
 from ..scrub import scrub
-from ..store import Store
+from ..store import Store, utc_now
 from . import records
 from .model import notebook_parameters, notebook_source
 
@@ -35,7 +37,7 @@ LOG_NAME = "job.log"
 
 @dataclass
 class JobResult:
-    """How a job ended, as the child records it."""
+    """The end state of a job, as the child records it."""
 
     status: str
     exit_code: int
@@ -141,6 +143,7 @@ def _run_notebook(run: dict[str, Any], schedule: dict[str, Any], output_dir: Pat
 def _run_gate(run: dict[str, Any], schedule: dict[str, Any], output_dir: Path) -> JobResult:
     from ..gatecmd import run_gate_command
 
+    # NOTE: no test runs a scheduled gate end to end, since one gate run takes minutes here.
     values = schedule["parameters"]
     outcome = run_gate_command(schedule["target"], schedule["project"],
                                version=values.get("version"), tier=values.get("tier"),
@@ -184,7 +187,12 @@ def _sigterm_as_interrupt():
 
 
 class ProcessHandle:
-    """A started job process; ``terminate`` and ``kill`` signal its whole process group."""
+    """A started job process; ``terminate`` and ``kill`` signal its whole process group.
+
+    NOTE: jupyter_client starts each kernel in a session of its own, so the group signal
+    does not reach it. After SIGTERM the job shuts its kernel down; after SIGKILL the
+    kernel exits by itself once ipykernel's parent poller sees the job process gone.
+    """
 
     def __init__(self, process: subprocess.Popen):
         self.process = process
@@ -227,3 +235,90 @@ class ProcessRunner:
 def store_url(store: Store) -> str:
     """Return the URL a child process opens the same store with, password included."""
     return store.engine.url.render_as_string(hide_password=False)
+
+
+def finish_unrecorded(store: Store, run_id: int, exit_code: int) -> bool:
+    """Record the end of a run whose job ended without recording it; False if it had.
+
+    Exit code 0 comes from runners that run jobs in-process and record nothing, and counts
+    as passed. Any other code means the job process crashed or was killed.
+    """
+    if exit_code == 0:
+        return records.finish_run(store, run_id, "passed", exit_code=0,
+                                  message="the job ended with exit code 0")
+    if exit_code < 0:
+        message = f"the job process was killed by signal {-exit_code} before it recorded a " \
+                  f"result"
+    else:
+        message = f"the job process ended with exit code {exit_code} before it recorded a " \
+                  f"result"
+    changed = records.finish_run(store, run_id, "error", exit_code=exit_code, message=message)
+    if changed:
+        log.error("schedule run %d: %s", run_id, message)
+    return changed
+
+
+def run_in_foreground(store: Store, config, schedule: dict[str, Any]) -> dict[str, Any]:
+    """Run ``schedule`` now through the job process, wait for it, and return its run row.
+
+    When a run of the schedule is still going, a ``skipped`` row is recorded instead. The
+    lease is renewed while the job runs, so a scheduler leaves the run alone; Ctrl-C or
+    SIGTERM stops the job's process group and records the run as interrupted.
+    """
+    settings = config.scheduler
+    now = utc_now()
+    live = [run for run in records.running_runs(store, schedule["id"])
+            if run["lease_expires_at"] is not None and run["lease_expires_at"] > now]
+    if live:
+        run_id = records.insert_run(store, schedule, trigger="run-now", status="skipped",
+                                    scheduled_for=None, now=now, scheduler="run-now",
+                                    message=f"run {live[0]['id']} was still going")
+        return records.get_run(store, run_id)
+
+    run_id = records.insert_run(store, schedule, trigger="run-now", status="running",
+                                scheduled_for=None, now=now, scheduler="run-now",
+                                lease_s=settings["lease_s"],
+                                reports_root=config.home.resolve() / "runs" / "schedules")
+    previous = _sigterm_as_interrupt()
+    try:
+        return _wait_in_foreground(store, settings, run_id)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _wait_in_foreground(store: Store, settings: dict[str, Any], run_id: int) -> dict[str, Any]:
+    handle = ProcessRunner(store_url(store)).start(records.get_run(store, run_id))
+    records.set_run_process(store, run_id, handle.pid)
+    started = time.monotonic()
+    renew_at = started + settings["lease_s"] / 3
+    try:
+        while (exit_code := handle.poll()) is None:
+            if time.monotonic() - started > settings["job_timeout_s"]:
+                records.finish_run(store, run_id, "error", exit_code=None,
+                                   message=f"the job timed out after "
+                                           f"{settings['job_timeout_s']:g} s and was stopped")
+                _stop_group(handle)
+                continue
+            if time.monotonic() >= renew_at:
+                renew_at = time.monotonic() + settings["lease_s"] / 3
+                records.renew_leases(store, [run_id], utc_now() + dt.timedelta(
+                    seconds=settings["lease_s"]))
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        records.finish_run(store, run_id, "interrupted", exit_code=None,
+                           message="run-now was interrupted, so the job was stopped")
+        _stop_group(handle)
+        raise
+    finish_unrecorded(store, run_id, exit_code)
+    return records.get_run(store, run_id)
+
+
+def _stop_group(handle: ProcessHandle, grace_s: float = 10.0) -> None:
+    handle.terminate()
+    deadline = time.monotonic() + grace_s
+    while handle.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if handle.poll() is None:
+        handle.kill()
+        handle.process.wait()

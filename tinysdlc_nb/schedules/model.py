@@ -3,8 +3,8 @@
 Values given as ``-p key=value`` are typed as follows. For a runbook they keep their text
 and the runbook's declared parameter types apply, as with ``runbook run``. For a notebook
 or a gate, a value that reads as a JSON number, ``true``, ``false`` or ``null`` becomes
-that value and every other value stays a string; quote a number as ``'"8080"'`` to pass
-the text.
+that value, and every other value stays a string. A JSON string such as ``'"8080"'``
+passes its text, so a number can still be passed as text.
 """
 
 from __future__ import annotations
@@ -160,4 +160,4 @@ def _typed(raw: str) -> Any:
         value = json.loads(raw)
     except ValueError:
         return raw
-    return value if value is None or isinstance(value, int | float | bool) else raw
+    return value if value is None or isinstance(value, int | float | bool | str) else raw

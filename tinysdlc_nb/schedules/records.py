@@ -143,23 +143,53 @@ def insert_run(store: Store, schedule: dict[str, Any], *, trigger: str, status: 
     inserting the same fire exactly one succeeds. ``reports_root`` sets the run's report
     folder, ``<reports_root>/<schedule name>/<run id>``.
     """
+    run = claim_fire(store, schedule, trigger=trigger, status=status,
+                     scheduled_for=scheduled_for, now=now, scheduler=scheduler,
+                     lease_s=lease_s, message=message, reports_root=reports_root)
+    return run["id"] if run is not None else None
+
+
+def claim_fire(store: Store, schedule: dict[str, Any], *, trigger: str, status: str,
+               scheduled_for: dt.datetime | None, now: dt.datetime, scheduler: str | None,
+               lease_s: float | None = None, message: str = "", reports_root=None,
+               following: dt.datetime | None = None) -> dict[str, Any] | None:
+    """Insert a run row as ``insert_run`` does and return it as a dict, or None.
+
+    With ``following``, the same transaction also moves the schedule's next_run_at from
+    its current value to ``following``. When the insert loses, the move is tried alone.
+    A fire claimed by a scheduler that crashed before moving it then cannot block the
+    schedule.
+    """
     finished = now if status != RUNNING else None
     lease = now + dt.timedelta(seconds=lease_s) if status == RUNNING and lease_s else None
     values = {"schedule_id": schedule["id"], "schedule_name": schedule["name"],
               "kind": schedule["kind"], "target": schedule["target"], "trigger": trigger,
               "scheduled_for": scheduled_for, "status": status, "started_at": now,
               "finished_at": finished, "scheduler": scheduler, "lease_expires_at": lease,
-              "message": message}
+              "message": message, "output_dir": None}
     try:
         with store.begin() as connection:
-            run_id = connection.execute(insert(schedule_runs).values(**values)).inserted_primary_key[0]
+            inserted = connection.execute(insert(schedule_runs).values(**values))
+            values["id"] = int(inserted.inserted_primary_key[0])
             if reports_root is not None:
-                folder = reports_root / schedule["name"] / str(run_id)
-                connection.execute(update(schedule_runs).where(schedule_runs.c.id == run_id)
-                                   .values(output_dir=str(folder)))
+                values["output_dir"] = str(reports_root / schedule["name"] / str(values["id"]))
+                connection.execute(update(schedule_runs)
+                                   .where(schedule_runs.c.id == values["id"])
+                                   .values(output_dir=values["output_dir"]))
+            if following is not None:
+                connection.execute(_advance(schedule, following))
     except IntegrityError:
+        if following is not None:
+            with store.begin() as connection:
+                connection.execute(_advance(schedule, following))
         return None
-    return int(run_id)
+    return values
+
+
+def _advance(schedule: dict[str, Any], following: dt.datetime):
+    return update(schedules).where(schedules.c.id == schedule["id"],
+                                   schedules.c.next_run_at == schedule["next_run_at"]
+                                   ).values(next_run_at=following)
 
 
 def advance_schedule(store: Store, schedule_id: int, expected: dt.datetime,
@@ -189,6 +219,13 @@ def finish_run(store: Store, run_id: int, status: str, *, exit_code: int | None,
     return changed == 1
 
 
+def pause_broken(store: Store, schedule_id: int) -> None:
+    """Pause a schedule the scheduler cannot compute fires for, so it stops retrying it."""
+    with store.begin() as connection:
+        connection.execute(update(schedules).where(schedules.c.id == schedule_id)
+                           .values(paused=True, updated_at=utc_now()))
+
+
 def set_run_process(store: Store, run_id: int, pid: int | None) -> None:
     with store.begin() as connection:
         connection.execute(update(schedule_runs).where(schedule_runs.c.id == run_id)
@@ -205,11 +242,13 @@ def renew_leases(store: Store, run_ids: list[int], until: dt.datetime) -> None:
                            .values(lease_expires_at=until))
 
 
-def running_runs(store: Store, schedule_id: int) -> list[dict[str, Any]]:
+def running_runs(store: Store, schedule_id: int | None = None) -> list[dict[str, Any]]:
+    """Return the running runs of ``schedule_id``, or of every schedule when it is None."""
+    query = select(schedule_runs).where(schedule_runs.c.status == RUNNING)
+    if schedule_id is not None:
+        query = query.where(schedule_runs.c.schedule_id == schedule_id)
     with store.begin() as connection:
-        rows = connection.execute(select(schedule_runs).where(
-            schedule_runs.c.schedule_id == schedule_id,
-            schedule_runs.c.status == RUNNING)).all()
+        rows = connection.execute(query).all()
     return [_times(row._asdict()) for row in rows]
 
 

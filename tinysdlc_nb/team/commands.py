@@ -40,6 +40,8 @@ def add_team_commands(commands, parser_class) -> None:
     init.add_argument("--provider", choices=RUNNABLE_PROVIDERS, default="protocol",
                       help="provider of every agent (default: protocol, which needs no key)")
     init.add_argument("--force", action="store_true", help="replace an existing file")
+    init.add_argument("--no-heartbeat", action="store_true", help="do not schedule the "
+                      "heartbeat notebook (scheduled by default, every 15 minutes)")
     init.set_defaults(handler=_cmd_init)
 
     route_parser = commands.add_parser("route", help="show where a reply's hand-offs would "
@@ -152,7 +154,30 @@ def _cmd_init(args: argparse.Namespace) -> int:
     print(f"Wrote the default team to {path}: agents {', '.join(_settings_ids(path))}. "
           f"Start a worker with `tinysdlc-nb worker`, then `tinysdlc-nb send \"@devops "
           f"status\"`.")
+    if not args.no_heartbeat:
+        _schedule_heartbeat(config)
     return 0
+
+
+def _schedule_heartbeat(config: Config) -> None:
+    """Add the ``heartbeat`` schedule unless one exists, and say which."""
+    from ..runbooks.spec import default_operator
+    from ..schedules.model import ScheduleSpec
+    from ..schedules.records import ensure_schedule, get_schedule
+
+    spec = ScheduleSpec(name="heartbeat", kind="notebook", target="heartbeat",
+                        cron=config.heartbeat["cron"], project=str(config.project_dir),
+                        timezone=config.project["display_zone"],
+                        created_by=default_operator())
+    store = open_store(config.database_url)
+    try:
+        added = ensure_schedule(store, spec)
+        schedule = get_schedule(store, "heartbeat")
+    finally:
+        store.close()
+    state = "Scheduled" if added else "Kept the existing schedule of"
+    print(f"{state} the heartbeat: '{schedule['cron']}' ({schedule['timezone']}). Start "
+          f"`tinysdlc-nb scheduler` to run it.")
 
 
 def _settings_ids(path: Path) -> list[str]:
