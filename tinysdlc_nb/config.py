@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .channels.settings import resolve_channels
 from .errors import ConfigError
 from .gates.model import Tier
-from .channels.settings import resolve_channels
 from .heartbeat.settings import HEARTBEAT_SECTION, validate_heartbeat
 from .incidents.settings import INCIDENTS_SECTION, SLA_SECTION, validate_incidents, validate_sla
 from .schedules.settings import SCHEDULER_SECTION, validate_scheduler
