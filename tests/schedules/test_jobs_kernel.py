@@ -159,3 +159,15 @@ def test_sigterm_interrupts_long_run(capsys, project, store, tmp_path):
     time.sleep(2)
     assert [process.pid for process in children if alive(process)] == []
     assert "stopped" in stderr.splitlines()[-1]
+
+
+def test_gate_job_records_verdict(capsys, project):
+    (project / "pyproject.toml").write_text('[project]\nname = "tiny"\nversion = "1.0.0"\n')
+    add(capsys, project, "ship", "--gate", "g3")
+
+    code, run = run_now(capsys, project, "ship")
+
+    summary = json.loads((Path(run["output_dir"]) / "summary.json").read_text())
+    assert (code, run["status"], run["exit_code"]) == (summary["exit_code"], "failed", 1)
+    assert run["message"] == f"G3 1.0.0: {summary['verdict']}"
+    assert Path(run["html_path"]).is_file()

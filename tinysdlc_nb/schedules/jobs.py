@@ -143,7 +143,6 @@ def _run_notebook(run: dict[str, Any], schedule: dict[str, Any], output_dir: Pat
 def _run_gate(run: dict[str, Any], schedule: dict[str, Any], output_dir: Path) -> JobResult:
     from ..gatecmd import run_gate_command
 
-    # NOTE: no test runs a scheduled gate end to end, since one gate run takes minutes here.
     values = schedule["parameters"]
     outcome = run_gate_command(schedule["target"], schedule["project"],
                                version=values.get("version"), tier=values.get("tier"),
