@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 EXCERPT_CHARS = 500
 # The body is read up to this size for the `contains` test, so a probe of an endpoint
 # that streams without end still finishes.
+BODY_CHUNK_BYTES = 65536
 MAX_BODY_BYTES = 1024 * 1024
 USER_AGENT = "tinysdlc-nb-probe"
 
@@ -152,14 +153,17 @@ def _check_arguments(url: str, expect_status: int, timeout_s: float, wait_s: flo
 def _attempt(opener: urllib.request.OpenerDirector, url: str, timeout_s: float) -> _Attempt:
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     started = time.perf_counter()
+    deadline = started + timeout_s
     try:
         with opener.open(request, timeout=timeout_s) as response:
-            body = response.read(MAX_BODY_BYTES)
+            body = _read_body(response, deadline)
             return _responded(response.status, body, started)
     except urllib.error.HTTPError as error_response:
         # A status outside 2xx arrives as an exception that is also the response.
         try:
-            body = error_response.read(MAX_BODY_BYTES)
+            body = _read_body(error_response, deadline)
+        except TimeoutError:
+            raise
         except (OSError, http.client.HTTPException):
             body = b""
         finally:
@@ -168,6 +172,25 @@ def _attempt(opener: urllib.request.OpenerDirector, url: str, timeout_s: float) 
     except (OSError, http.client.HTTPException) as error:
         return _Attempt(status=None, latency_ms=None, body="",
                         error=_describe_failure(error, timeout_s))
+
+
+def _read_body(response, deadline: float) -> bytes:
+    """Read up to MAX_BODY_BYTES of the body, giving up when ``deadline`` has passed.
+
+    The socket timeout bounds each read, not the whole body, so a server that sends one
+    byte at a time would otherwise hold the probe far past its timeout.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while size < MAX_BODY_BYTES:
+        if time.perf_counter() > deadline:
+            raise TimeoutError("the body did not arrive within the timeout")
+        chunk = response.read1(min(BODY_CHUNK_BYTES, MAX_BODY_BYTES - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _responded(status: int, body: bytes, started: float) -> _Attempt:

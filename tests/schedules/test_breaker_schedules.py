@@ -22,10 +22,10 @@ def fires(expression: str, zone: str, start: dt.datetime, count: int) -> list[dt
 
 
 def test_seconds_every_minute_spring_forward():
-    # Berlin skips 02:00-03:00 local on 2026-03-29 (01:00 UTC); real time has no gap.
+    # Berlin skips 02:00-03:00 local on 2026-03-29 (01:00 UTC), but real time has no gap.
     found = fires("0 * * * * *", "Europe/Berlin", dt.datetime(2026, 3, 29, 0, 59, tzinfo=UTC), 3)
-    assert found[1] == dt.datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
-    assert found[2] == dt.datetime(2026, 3, 29, 1, 1, tzinfo=UTC)
+    assert found[:2] == [dt.datetime(2026, 3, 29, 1, 0, tzinfo=UTC),
+                         dt.datetime(2026, 3, 29, 1, 1, tzinfo=UTC)]
 
 
 def test_seconds_every_20min_spring_forward():
@@ -72,7 +72,7 @@ def test_lord_howe_fall_back_once():
 
 
 def test_lord_howe_spring_forward_once():
-    # 02:15 local does not exist on 2026-10-04; the job runs once, at 02:30.
+    # 02:15 local does not exist on 2026-10-04, so the job runs once, at 02:30.
     schedule = parse_cron("15 2 * * *", "Australia/Lord_Howe")
     found = fires("15 2 * * *", "Australia/Lord_Howe", dt.datetime(2026, 10, 3, tzinfo=UTC), 2)
     local = [fire.astimezone(schedule.zone).strftime("%m-%d %H:%M") for fire in found]

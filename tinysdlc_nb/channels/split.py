@@ -75,10 +75,28 @@ def _break_point(text: str, start: int, end: int) -> int:
             return found + 1
 
     cut = end
-    while cut > start + 1 and (_joins_previous(text[cut]) or text[cut - 1] == "\u200d"):
+    while cut > start + 1 and (_joins_previous(text[cut]) or text[cut - 1] == "\u200d"
+                               or _splits_flag(text, start, cut)):
         cut -= 1
     return cut if cut > start + 1 else end
 
 
 def _joins_previous(character: str) -> bool:
     return character in _JOINERS or unicodedata.combining(character) != 0
+
+
+def _splits_flag(text: str, start: int, cut: int) -> bool:
+    """Return True when ``cut`` falls between the two regional indicators of one flag.
+
+    Flags are pairs of regional indicator letters, read in pairs from the first of a run.
+    """
+    if not (_is_regional(text[cut]) and _is_regional(text[cut - 1])):
+        return False
+    run_start = cut - 1
+    while run_start > start and _is_regional(text[run_start - 1]):
+        run_start -= 1
+    return (cut - run_start) % 2 == 1
+
+
+def _is_regional(character: str) -> bool:
+    return "\U0001F1E6" <= character <= "\U0001F1FF"

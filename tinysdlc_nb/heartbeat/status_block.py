@@ -3,7 +3,8 @@
 Only the text between ``<!-- SDLC-CONTEXT-START -->`` and ``<!-- SDLC-CONTEXT-END -->`` is
 replaced. Every other byte, including a byte order mark, CRLF line ends and a missing final
 newline, is written back as it was read. A file without the markers gets a block appended.
-A file whose markers are doubled, out of order or unpaired is left alone.
+A file whose markers are doubled, out of order or unpaired is left alone. Markers inside
+fenced code blocks (``` or ~~~) are examples, not the block, and are ignored.
 """
 
 from __future__ import annotations
@@ -60,25 +61,47 @@ def rewrite_block(path: Path, lines: list[str]) -> BlockResult:
 
     newline = "\r\n" if "\r\n" in text else "\n"
     fix = f"keep exactly one {START} line before one {END} line, or remove both"
-    starts, ends = text.count(START), text.count(END)
-    if starts == 0 and ends == 0:
+    starts, ends = _marker_offsets(text, START), _marker_offsets(text, END)
+    if not starts and not ends:
         new_text, outcome = _appended(text, lines, newline), "appended"
-    elif starts != 1 or ends != 1:
-        return BlockResult("unchanged", f"markers doubled or unpaired ({starts} start, "
-                                        f"{ends} end)", fix)
-    elif text.index(END) < text.index(START):
+    elif len(starts) != 1 or len(ends) != 1:
+        return BlockResult("unchanged", f"markers doubled or unpaired ({len(starts)} start, "
+                                        f"{len(ends)} end)", fix)
+    elif ends[0] < starts[0]:
         return BlockResult("unchanged", "end marker before start marker", fix)
     else:
-        new_text, outcome = _replaced(text, lines), "replaced"
+        new_text, outcome = _replaced(text, lines, starts[0], ends[0]), "replaced"
 
     _write_atomically(target, bom + new_text.encode("utf-8"))
     return BlockResult(outcome)
 
 
-def _replaced(text: str, lines: list[str]) -> str:
+def _marker_offsets(text: str, marker: str) -> list[int]:
+    """Return the offsets of ``marker`` outside fenced code blocks."""
+    offsets = []
+    fence = ""
+    position = 0
+    for line in text.splitlines(keepends=True):
+        stripped = line.lstrip(" ")
+        opener = stripped[:3]
+        if opener in ("```", "~~~") and len(line) - len(stripped) < 4:
+            if not fence:
+                fence = opener
+            elif opener == fence:
+                fence = ""
+        elif not fence:
+            found = line.find(marker)
+            while found != -1:
+                offsets.append(position + found)
+                found = line.find(marker, found + len(marker))
+        position += len(line)
+    return offsets
+
+
+def _replaced(text: str, lines: list[str], start: int, end: int) -> str:
     """Replace what lies between the markers, using the newline that follows the start."""
-    body_start = text.index(START) + len(START)
-    body_end = text.index(END)
+    body_start = start + len(START)
+    body_end = end
     after_start = text[body_start:body_start + 2]
     newline = "\r\n" if after_start == "\r\n" else "\n"
     body = newline + newline.join(lines) + newline

@@ -64,8 +64,11 @@ class CronSchedule:
                 if fire.astimezone(dt.UTC) > instant:
                     return fire.astimezone(dt.UTC)
         else:
-            local = instant.astimezone(self.zone).replace(second=0, microsecond=0)
-            for minute in CronSim(self.minute_fields, local - _ONE_SECOND):
+            # Step back in UTC, not in wall-clock time: one second before a spring-forward
+            # minute is a local time that does not exist, and cronsim would start an hour
+            # late from it.
+            start_minute = instant.replace(second=0, microsecond=0) - _ONE_SECOND
+            for minute in CronSim(self.minute_fields, start_minute.astimezone(self.zone)):
                 start = minute.astimezone(dt.UTC)
                 for second in self.seconds:
                     fire = start + dt.timedelta(seconds=second)
