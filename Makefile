@@ -19,9 +19,9 @@ run: $(STAMP)
 	@$(BIN)/tinysdlc-nb gate g4 --project . ; code=$$?; \
 	if [ $$code -eq 2 ]; then echo "make run: the gate run itself failed (exit 2)" >&2; exit 2; fi
 
-## test: set up .venv and run the test suite
+## test: set up .venv and run the test suite, one worker per core (a test file stays on one)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 ## bench: run the benchmarks under bench/ and print their ratios
 bench: $(STAMP)
