@@ -179,7 +179,7 @@ def test_operations_notebook_runs(tmp_path):
         _run(connection, beat, "failed", NOW, 0.5, 3.0)
         _notification(connection, "api is down")
     store.close()
-    execution = run_notebook(packaged_notebook("operations"), {"project_dir": str(tmp_path)},
+    execution = run_notebook(packaged_notebook("operations"), {"project": str(tmp_path)},
                              cwd=tmp_path, cell_timeout_s=120)
     text = json.dumps(execution.notebook["cells"])
     assert execution.completed and "failed run" in text and "api is down" in text

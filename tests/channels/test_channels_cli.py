@@ -164,3 +164,22 @@ poll_timeout_s = 20
 
     assert len(telegram_api.requests) == 1
     assert stop_s < 2.5
+
+
+def test_list_counts_before_pass(project, capsys, slack_api):
+    write_config(project, SLACK)
+    store = store_of(project)
+    with store.begin() as connection:
+        for number in range(5):
+            queue_notification(connection, "oncall", f"finding {number}")
+    store.close()
+
+    code, listed, _err = run(project, capsys, "channels", "list", "--json")
+    _code, text, _err = run(project, capsys, "channels", "list")
+
+    status = json.loads(listed)
+    assert code == 0
+    assert status["notifications_waiting"] == 5
+    assert status["channels"][0]["deliveries"] == {"queued": 5, "delivered": 0, "failing": 0}
+    assert "queued 5" in text
+    assert slack_api.requests == []

@@ -140,7 +140,7 @@ def test_long_429_defers(sqlite_store, project, slack_api):
     summary = deliver_due(sqlite_store, config, now=start)
 
     delivery = deliveries(sqlite_store)[0]
-    assert summary["retrying"] == 1
+    assert summary["rate_limited"] == 1
     assert len(slack_api.requests) == 1
     assert as_utc(delivery["next_attempt_at"]) == start + dt.timedelta(seconds=600)
     assert attempts(sqlite_store)[0]["retry_after_s"] == 600

@@ -125,12 +125,13 @@ def test_summary_plain_without_settings(health, tmp_path):
     assert "Endpoint api is down" in beat.summary
 
 
-def test_summary_protocol_agent(health, tmp_path):
+def test_summary_protocol_agent_uses_code(health, tmp_path):
     project = write_project(tmp_path / "shop", endpoint_toml(health.url("/error")),
                             settings("protocol"))
     beat = run_heartbeat(project)
-    assert beat.summary_source == "agent:devops"
-    assert beat.model_called is True
+    assert beat.summary_source == "code"
+    assert beat.model_called is False
+    assert "[@" not in beat.summary
 
 
 def test_summary_unchanged_no_model_request(health, tmp_path, anthropic_env):
@@ -274,3 +275,10 @@ def test_notify_delivered_over_webhook(health, tmp_path, monkeypatch):
     assert "Endpoint api is down" in received[0].decode("utf-8")
     [queued] = notifications(project)
     assert queued["channel"] == "webhook"
+
+
+def test_summary_handoff_tags_unwrapped():
+    from tinysdlc_nb.heartbeat.summary import without_handoffs
+
+    text = without_handoffs("API down. [@coder: fix /health] `[@pjm: kept]`")
+    assert text == "API down. @coder: fix /health `[@pjm: kept]`"

@@ -27,7 +27,8 @@ def test_notebook_runs_beat(tmp_path, health):
     execution = run_notebook(packaged_notebook("heartbeat"),
                              {"project": str(project), "schedule_run_id": 0}, cwd=project,
                              cell_timeout_s=120)
-    assert execution.state == "completed", execution.message
+    assert execution.state == "cell_error"
+    assert "NeedsPerson: 1 finding(s) need a person: Endpoint api is down" in execution.message
 
     texts = [str(output.get("data", {}).get("text/markdown", ""))
              + str(output.get("data", {}).get("text/plain", ""))
@@ -39,3 +40,14 @@ def test_notebook_runs_beat(tmp_path, health):
     beats = previous_beats(store)
     store.close()
     assert len(beats) == 1
+
+
+@pytest.mark.kernel
+def test_notebook_completes_when_healthy(tmp_path, health):
+    url = health.url("/ok")
+    project = write_project(tmp_path / "shop", f'[heartbeat]\nendpoints = [{{name = "api", '
+                                               f'url = "{url}"}}]\n')
+    execution = run_notebook(packaged_notebook("heartbeat"),
+                             {"project": str(project), "schedule_run_id": 0}, cwd=project,
+                             cell_timeout_s=120)
+    assert execution.state == "completed", execution.message

@@ -251,3 +251,39 @@ def test_add_quoted_number_stays_text(capsys, project, notebook):
     add(capsys, project, "nightly", "--cron", "0 2 * * *", "--notebook", str(notebook),
         "-p", 'limit="8080"')
     assert stored(capsys, project)[0]["parameters"] == {"limit": "8080"}
+
+
+@pytest.mark.parametrize("pair, text", [
+    ("tier=bogus", "tier='bogus' is invalid"),
+    ("tier=LITE", "tier='LITE' is invalid"),
+    ("version=a b", "version"),
+    ("environment=", "environment='' is invalid"),
+])
+def test_gate_bad_parameter_exits_2(capsys, project, pair, text):
+    code, _out, err = run_cli(capsys, "schedule", "add", "g4x", "--cron", "@daily", "--gate",
+                              "g4", "-p", pair, "--project", str(project))
+    listed, out, _err = run_cli(capsys, "schedule", "list", "--json", "--project",
+                                str(project))
+    assert code == 2
+    assert text in err
+    assert "g4x" not in out
+
+
+def test_gate_version_stays_text(capsys, project):
+    code, _out, err = run_cli(capsys, "schedule", "add", "g4v", "--cron", "@daily", "--gate",
+                              "g4", "-p", "version=1.0", "--project", str(project))
+    _code, out, _err = run_cli(capsys, "schedule", "show", "g4v", "--json", "--project",
+                               str(project))
+    assert code == 0, err
+    assert json.loads(out)["parameters"] == {"version": "1.0"}
+
+
+@pytest.mark.parametrize("argv, text", [
+    (["--cron", "@reboot"], "cron macro '@reboot' is not supported"),
+    (["--cron", "@daily", "--tz", ""], "time zone '' is unknown"),
+])
+def test_add_rejects_macro_and_empty_zone(capsys, project, argv, text):
+    code, _out, err = run_cli(capsys, "schedule", "add", "odd", *argv, "--notebook",
+                              "heartbeat", "--project", str(project))
+    assert code == 2
+    assert text in err

@@ -93,7 +93,7 @@ def test_overlap_skip_message(project, config, store, notebook):
     assert skipped["scheduled_for"] == fire + MINUTE
 
 
-def test_catch_up_none_records_one_missed(project, config, store, notebook):
+def test_catch_up_none_runs_newest_fire(project, config, store, notebook):
     fire = add(store, project, notebook)["next_run_at"]
     runner = RecordingRunner()
     later = fire + 10 * MINUTE + dt.timedelta(seconds=30)
@@ -101,9 +101,11 @@ def test_catch_up_none_records_one_missed(project, config, store, notebook):
     started = Scheduler(config, store, runner=runner).tick(later)
 
     runs = records.runs_of(store, "job")
-    assert started == []
-    assert [run["status"] for run in runs] == ["missed"]
-    assert runs[0]["message"].startswith("11 fire(s) from ")
+    assert len(started) == 1
+    assert [(run["status"], run["trigger"]) for run in runs] == [("passed", "schedule"),
+                                                                 ("missed", "schedule")]
+    assert runs[1]["message"].startswith("10 fires from ")
+    assert [start.scheduled_for for start in runner.starts] == [fire + 10 * MINUTE]
     assert records.get_schedule(store, "job")["next_run_at"] == fire + 11 * MINUTE
 
 
@@ -117,7 +119,7 @@ def test_catch_up_latest_runs_once(project, config, store, notebook):
     runs = records.runs_of(store, "job")
     assert [(run["status"], run["trigger"]) for run in runs] == [("passed", "catch-up"),
                                                                  ("missed", "schedule")]
-    assert runs[1]["message"].startswith("10 fire(s) from ")
+    assert runs[1]["message"].startswith("10 fires from ")
     assert [start.scheduled_for for start in runner.starts] == [fire + 10 * MINUTE]
 
 
@@ -140,10 +142,11 @@ def test_waiting_for_slot_started_late(project, store, notebook):
     second = scheduler.tick(fires[0] + dt.timedelta(minutes=5))
 
     assert len(first) == 2
-    assert len(second) == 1
-    waited = records.get_run(store, second[0])
-    assert waited["scheduled_for"] == fires[0]
-    assert waited["trigger"] == "schedule"
+    waited = [records.get_run(store, run_id) for run_id in second]
+    waited = [run for run in waited if run["schedule_name"] == "job-2"]
+    assert len(waited) == 1
+    assert waited[0]["scheduled_for"] == fires[0]
+    assert waited[0]["trigger"] == "schedule"
 
 
 def test_lapsed_lease_taken_over(project, config, store, notebook):
@@ -253,3 +256,38 @@ def test_broken_schedule_paused(project, config, store, notebook):
     started = Scheduler(config, store, runner=RecordingRunner()).tick(fire)
     assert started == []
     assert records.get_schedule(store, "job")["paused"] is True
+
+
+def test_one_missed_fire_message(project, config, store, notebook):
+    fire = add(store, project, notebook)["next_run_at"]
+    started = Scheduler(config, store, runner=RecordingRunner()).tick(
+        fire + dt.timedelta(seconds=90))
+
+    missed = records.runs_of(store, "job")[-1]
+    assert missed["message"] == f"the fire at {fire.isoformat()} was not run (catch-up none)"
+    assert len(started) == 1
+
+
+def test_stale_newest_fire_is_missed(project, store, notebook):
+    config = configured(project, misfire_grace_s=10)
+    fire = add(store, project, notebook)["next_run_at"]
+    later = fire + 10 * MINUTE + dt.timedelta(seconds=30)
+
+    started = Scheduler(config, store, runner=RecordingRunner()).tick(later)
+
+    runs = records.runs_of(store, "job")
+    assert started == []
+    assert [run["status"] for run in runs] == ["missed"]
+    assert runs[0]["message"].startswith("11 fires from ")
+    assert records.get_schedule(store, "job")["next_run_at"] == fire + 11 * MINUTE
+
+
+def test_piled_up_fires_run_once(project, config, store, notebook):
+    fire = add(store, project, notebook)["next_run_at"]
+    scheduler = Scheduler(config, store, runner=HeldRunner())
+
+    scheduler.tick(fire)
+    scheduler.tick(fire + 3 * MINUTE + dt.timedelta(seconds=5))
+
+    assert statuses(store) == [("running", "schedule"), ("missed", "schedule"),
+                               ("skipped", "schedule")]

@@ -66,29 +66,42 @@ def channels_for(recipient: str, settings: dict[str, Any]) -> list[str]:
     return list(settings["notify"])
 
 
+def delivery_plans(settings: dict[str, Any]) -> list[tuple[str, bool]]:
+    """Return (channel, direct) for each channel that carries notifications: the notify
+    channels for everyone, and each configured channel for the notifications addressed to
+    one of its chats."""
+    plans = [(name, False) for name in settings["notify"]]
+    plans += [(channel, True) for channel in sorted(set(DIRECT_PREFIXES.values()))
+              if channel in settings["configured"]]
+    return plans
+
+
+def owed_condition(channel: str, direct: bool) -> list[Any]:
+    """Return the WHERE terms of the undelivered notifications that ``channel`` carries."""
+    condition = [_notifications.c.delivered_at.is_(None)]
+    if direct:
+        prefixes = [prefix for prefix, name in DIRECT_PREFIXES.items() if name == channel]
+        condition.append(_notifications.c.recipient.startswith(prefixes[0]))
+    else:
+        for prefix in DIRECT_PREFIXES:
+            condition.append(~_notifications.c.recipient.startswith(prefix))
+    return condition
+
+
 def create_deliveries(store: Store, settings: dict[str, Any], now: dt.datetime) -> int:
     """Add a pending delivery for each undelivered notification and channel that lacks one."""
-    plans = [(name, False) for name in settings["notify"]]
-    plans += [(channel, True) for channel in set(DIRECT_PREFIXES.values())
-              if channel in settings["configured"]]
     created = 0
     with store.begin() as connection:
-        for channel, direct in plans:
+        for channel, direct in delivery_plans(settings):
             created += _insert_missing(connection, channel, direct, now)
     return created
 
 
 def _insert_missing(connection: Connection, channel: str, direct: bool,
                     now: dt.datetime) -> int:
-    prefixes = [prefix for prefix, name in DIRECT_PREFIXES.items() if name == channel]
     missing = ~exists().where(_deliveries.c.notification_id == _notifications.c.id,
                               _deliveries.c.channel == channel)
-    condition = [_notifications.c.delivered_at.is_(None), missing]
-    for prefix in DIRECT_PREFIXES:
-        if not direct:
-            condition.append(~_notifications.c.recipient.startswith(prefix))
-    if direct:
-        condition.append(_notifications.c.recipient.startswith(prefixes[0]))
+    condition = [*owed_condition(channel, direct), missing]
 
     zero = literal(0, Integer)
     at = literal(now, DateTime(timezone=True))

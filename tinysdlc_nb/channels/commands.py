@@ -21,7 +21,7 @@ def add_channel_commands(commands, parser_class) -> None:
     actions = channels.add_subparsers(metavar="ACTION", parser_class=parser_class)
 
     listing = actions.add_parser("list", help="configured channels, their secret variables "
-                                 "and delivery counts")
+                                 "and how many notifications each has still to deliver")
     _common(listing, json_output=True)
     listing.set_defaults(handler=_cmd_list)
 
@@ -82,7 +82,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
               f"failing {counts['failing']}  secrets: {secrets}")
         if item["last_error"]:
             print(f"          last error: {item['last_error']}")
-    print(f"{status['notifications_waiting']} notification(s) wait for delivery")
+    waiting = status["notifications_waiting"]
+    print(f"{waiting} notification(s) wait for delivery; a channel's queued count is how "
+          f"many of them it has still to deliver.")
+    if waiting and not status["notify"]:
+        print("channels.notify is empty, so notifications stay queued; name the channels "
+              "that carry them in [channels] notify.")
     return 0
 
 
@@ -144,7 +149,8 @@ def _cmd_deliver(args: argparse.Namespace) -> int:
         print("channels.notify is empty, so notifications stay queued; name the channels "
               "that carry them in [channels] notify.")
     print(f"Delivery pass: {summary['claimed']} claimed, {summary.get('delivered', 0)} "
-          f"delivered, {summary.get('retrying', 0)} to retry, {summary['parts_sent']} part(s) "
+          f"delivered, {summary.get('retrying', 0)} to retry, "
+          f"{summary.get('rate_limited', 0)} rate limited, {summary['parts_sent']} part(s) "
           f"sent, {summary['notifications_delivered']} notification(s) done.")
     return 0
 

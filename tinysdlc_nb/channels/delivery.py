@@ -2,9 +2,16 @@
 ``[channels].notify``, part by part, and nothing is ever dropped.
 
 A pass creates the missing deliveries, claims the due ones (see claims.py) and sends the
-parts each has not sent yet, in order. Every request is a ``channel_attempts`` row. A 429
-response waits in place when it asks for at most ``max_retry_after_s``; a longer wait
-leaves the delivery until then. Any other failure retries after ``backoff_base_s``,
+parts each has not sent yet, in order. Every request is a ``channel_attempts`` row.
+
+A 429 response rate-limits its channel for the rest of the pass, until the time the
+response requests (its Retry-After, or the backoff when it names none). The channel's
+other claimed deliveries go back to the queue with that time as ``next_attempt_at``,
+without a request. A pass waits in place at most once, for a Retry-After of at most
+``max_retry_after_s``, and then sends the rate-limited part once more. A 429 on that
+retry, or any 429 after the pass used its wait, leaves the delivery queued until its
+time. So a pass lasts at most one ``max_retry_after_s`` wait plus its requests, and the
+other channels keep sending. Any other failure retries after ``backoff_base_s``,
 doubling with each claim up to ``backoff_max_s``, without limit.
 """
 
@@ -13,7 +20,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -46,9 +55,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# In-place waits after 429 responses for one part within one pass; after that the delivery
-# waits for a later pass, so one rate-limited channel cannot hold a pass forever.
-MAX_IN_PLACE_WAITS = 3
 # Lease time on top of the longest request and in-place wait.
 LEASE_MARGIN_S = 30.0
 
@@ -63,8 +69,8 @@ def deliver_due(store: Store, config: Config, *, now: dt.datetime | None = None,
     """
     settings = config.channels
     clock: Callable[[], dt.datetime] = (lambda: now) if now is not None else utc_now
-    summary = {"created": 0, "claimed": 0, "delivered": 0, "retrying": 0, "parts_sent": 0,
-               "notifications_delivered": 0}
+    summary = {"created": 0, "claimed": 0, "delivered": 0, "retrying": 0, RATE_LIMITED: 0,
+               "parts_sent": 0, "notifications_delivered": 0}
     if not settings["configured"]:
         return summary
 
@@ -79,9 +85,11 @@ def deliver_due(store: Store, config: Config, *, now: dt.datetime | None = None,
     summary["claimed"] = len(claims)
     own_client = client is None
     client = client or new_client(settings["timeout_s"])
+    limits = RateLimits()
     try:
         for claim in claims:
-            sender = _Sender(store, settings, client, claim, clock, stop or threading.Event())
+            sender = _Sender(store, settings, client, claim, clock, stop or threading.Event(),
+                             limits)
             outcome = sender.run()
             summary["parts_sent"] += sender.parts_sent
             summary[outcome] = summary.get(outcome, 0) + 1
@@ -89,7 +97,43 @@ def deliver_due(store: Store, config: Config, *, now: dt.datetime | None = None,
     finally:
         if own_client:
             client.close()
+
+    for channel, count in limits.requeued.items():
+        log.warning("channel %s: rate limited until %s; %d more delivery(ies) stay queued "
+                    "until then without a request", channel,
+                    limits.resume_at[channel].isoformat(timespec="seconds"), count)
     return summary
+
+
+@dataclass
+class RateLimits:
+    """The 429 state of one pass: when each channel may get a request again, and whether
+    the pass has used its one in-place wait.
+
+    The end of a limit is kept twice: on the monotonic clock, to decide within the pass,
+    and on the pass's clock, to write as ``next_attempt_at``.
+    """
+
+    deadlines: dict[str, float] = field(default_factory=dict)
+    resume_at: dict[str, dt.datetime] = field(default_factory=dict)
+    requeued: dict[str, int] = field(default_factory=dict)
+    waited: bool = False
+
+    def limit(self, channel: str, seconds: float, now: dt.datetime) -> None:
+        """Block requests to ``channel`` for ``seconds`` from now."""
+        self.deadlines[channel] = time.monotonic() + seconds
+        self.resume_at[channel] = now + dt.timedelta(seconds=seconds)
+
+    def clear(self, channel: str) -> None:
+        """Lift the limit of ``channel`` after the pass waited it out."""
+        self.deadlines.pop(channel, None)
+
+    def until(self, channel: str) -> dt.datetime | None:
+        """Return when ``channel`` may get a request again, or None when it may now."""
+        deadline = self.deadlines.get(channel)
+        if deadline is None or time.monotonic() >= deadline:
+            return None
+        return self.resume_at[channel]
 
 
 def lease_seconds(settings: dict[str, Any]) -> float:
@@ -132,17 +176,23 @@ class _Sender:
     """Sends the remaining parts of one claimed delivery and records what happened."""
 
     def __init__(self, store: Store, settings: dict[str, Any], client: httpx.Client,
-                 claim: Claim, clock: Callable[[], dt.datetime], stop: threading.Event):
+                 claim: Claim, clock: Callable[[], dt.datetime], stop: threading.Event,
+                 limits: RateLimits):
         self.store = store
         self.settings = settings
         self.client = client
         self.claim = claim
         self.clock = clock
         self.stop = stop
+        self.limits = limits
         self.parts_sent = 0
         self.finished_notification = 0
 
     def run(self) -> str:
+        resume_at = self.limits.until(self.claim.channel)
+        if resume_at is not None:
+            return self._requeue(resume_at)
+
         with self.store.engine.connect() as connection:
             notification = connection.execute(select(team_notifications).where(
                 team_notifications.c.id == self.claim.notification_id)).mappings().one()
@@ -159,21 +209,21 @@ class _Sender:
                 return self._lost()
 
         index = self.claim.parts_sent
-        waits = 0
         while index < len(messages):
             result = channel.send(self.client, messages[index])
             if result.ok:
                 if not self._sent(index + 1, result):
                     return self._lost()
                 index += 1
-                waits = 0
                 continue
             if result.http_status == 429 and result.retry_after_s is not None:
-                if not self._may_wait(result.retry_after_s, waits):
+                self.limits.limit(self.claim.channel, result.retry_after_s, self.clock())
+                if not self._may_wait(result.retry_after_s):
                     return self._deferred(index + 1, result)
-                waits += 1
+                self.limits.waited = True
                 if not self._wait(index + 1, result):
                     return RETRYING
+                self.limits.clear(self.claim.channel)
                 continue
             return self._failed(index + 1, result)
         return self._delivered()
@@ -190,9 +240,8 @@ class _Sender:
             self.parts_sent += 1
         return kept
 
-    def _may_wait(self, retry_after_s: float, waits: int) -> bool:
-        return retry_after_s <= self.settings["max_retry_after_s"] and \
-            waits < MAX_IN_PLACE_WAITS
+    def _may_wait(self, retry_after_s: float) -> bool:
+        return retry_after_s <= self.settings["max_retry_after_s"] and not self.limits.waited
 
     def _wait(self, part: int, result: SendResult) -> bool:
         """Wait the time a 429 asked for; False when a stop came first (the claim is released)."""
@@ -226,7 +275,22 @@ class _Sender:
                           last_error=result.error)
         log.warning("channel %s: delivery %d part %d is rate limited for %.1f s; it stays "
                     "queued until then", self.claim.channel, self.claim.id, part, seconds)
-        return RETRYING
+        return RATE_LIMITED
+
+    def _requeue(self, resume_at: dt.datetime) -> str:
+        """Put the delivery back in the queue until its channel's rate limit ends.
+
+        No request was made, so the claim's attempt is given back: the backoff after a
+        later failure counts only the claims that sent. The claim is still this process's
+        own, and nothing is written under it after this, so reusing its token is safe.
+        """
+        with self.store.begin() as connection:
+            if not fenced_update(connection, self.claim, status=RETRYING,
+                                 next_attempt_at=resume_at, attempts=self.claim.attempts - 1):
+                return self._lost()
+        channel = self.claim.channel
+        self.limits.requeued[channel] = self.limits.requeued.get(channel, 0) + 1
+        return RATE_LIMITED
 
     def _failed(self, part: int, result: SendResult) -> str:
         now = self.clock()
@@ -234,6 +298,8 @@ class _Sender:
         if result.retry_after_s is not None:
             wait_s = max(wait_s, result.retry_after_s)
         error = scrub(result.error or "failed without a message")
+        if result.http_status == 429:
+            self.limits.limit(self.claim.channel, wait_s, now)
         with self.store.begin() as connection:
             record_attempt(connection, self.claim, part, FAILED, now,
                            http_status=result.http_status, retry_after_s=result.retry_after_s,

@@ -28,6 +28,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class NeedsPerson(Exception):
+    """Raised at the end of the heartbeat notebook when a finding needs a person.
+
+    The notebook then ends in an error, so a scheduled beat is recorded as failed (exit 1),
+    as ``tinysdlc-nb heartbeat`` exits 1 for the same findings.
+    """
+
+
 @dataclass
 class Beat:
     """The result of one heartbeat, as recorded in the ``heartbeats`` table."""
@@ -60,6 +68,12 @@ class Beat:
             "findings": [finding.to_dict() for finding in self.findings],
             "delivery": self.delivery,
         })
+
+    def raise_if_attention(self) -> None:
+        """Raise NeedsPerson naming the findings that need a person, if there are any."""
+        if self.attention:
+            listed = "; ".join(finding.text for finding in self.attention)
+            raise NeedsPerson(f"{len(self.attention)} finding(s) need a person: {listed}")
 
     def findings_frame(self) -> pd.DataFrame:
         """Return the findings as a DataFrame with kind, subject, state, needs_person, text."""

@@ -77,6 +77,13 @@ def agent_summary(config: Config, store: Store, findings: list[Finding],
                     ", ".join(sorted(settings.agents)))
         return Summary(plain, "code", False)
 
+    if spec.provider == "protocol":
+        # The offline agent follows fixed rules rather than reading the findings, so the
+        # findings written by code say more than its general status report would.
+        log.info("heartbeat: summary written by code, because agent %s is the offline "
+                 "protocol agent", spec.id)
+        return Summary(plain, "code", False)
+
     context = AgentContext(store=store, config=config, settings=settings,
                            files_dir=config.files_dir)
     request = AgentRequest(agent_id=spec.id, sender=SENDER,
@@ -91,4 +98,19 @@ def agent_summary(config: Config, store: Store, findings: list[Finding],
         return Summary(f"{plain}\n{note}", f"agent:{spec.id} failed", True)
 
     log.info("heartbeat: agent %s (%s) wrote the summary", spec.id, spec.provider)
-    return Summary(scrub(reply.text.strip()) or plain, f"agent:{spec.id}", True)
+    return Summary(scrub(without_handoffs(reply.text).strip()) or plain, f"agent:{spec.id}",
+                   True)
+
+
+def without_handoffs(text: str) -> str:
+    """Return ``text`` with each ``[@agent: message]`` hand-off written as ``@agent: message``.
+
+    A person reads the summary, and no worker routes it, so a tag would only look broken.
+    """
+    from ..team.tags import parse_tags
+
+    parsed = parse_tags(text)
+    for tag in sorted(parsed.tags, key=lambda found: found.start, reverse=True):
+        plain = f"@{','.join(tag.written or tag.ids)}: {tag.body.strip()}"
+        text = text[:tag.start] + plain + text[tag.end:]
+    return text

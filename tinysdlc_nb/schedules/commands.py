@@ -7,6 +7,7 @@ ISO 8601 in UTC.
 from __future__ import annotations
 
 import argparse
+import logging
 import json
 import sys
 from contextlib import contextmanager
@@ -101,7 +102,7 @@ def _cmd_add(args: argparse.Namespace) -> int:
     with _opened(args.project) as (config, store):
         spec = ScheduleSpec(name=args.name, kind=kind, target=target, cron=args.cron,
                             project=args.project,
-                            timezone=args.tz or config.project["display_zone"] or "UTC",
+                            timezone=config.project["display_zone"] if args.tz is None else args.tz,
                             catch_up=args.catch_up,
                             parameters=parse_pairs(args.parameters, kind),
                             created_by=default_operator())
@@ -128,11 +129,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if not schedules:
         print("No schedules. Add one with `tinysdlc-nb schedule add NAME --cron EXPR ...`.")
         return 0
-    print(f"{'NAME':<24} {'KIND':<9} {'CRON':<18} {'STATE':<7} NEXT RUN ({zone})  TARGET")
+    header = f"NEXT RUN ({zone})"
+    width = max(len(header), 19)
+    print(f"{'NAME':<24} {'KIND':<9} {'CRON':<18} {'STATE':<7} {header:<{width}} TARGET")
     for item in schedules:
         state = "paused" if item["paused"] else "active"
+        next_run = "-" if item["paused"] else _shown(item["next_run_at"], zone)
         print(f"{item['name']:<24} {item['kind']:<9} {item['cron']:<18} {state:<7} "
-              f"{_shown(item['next_run_at'], zone):<22} {item['target']}")
+              f"{next_run:<{width}} {item['target']}")
     return 0
 
 
@@ -151,7 +155,10 @@ def _cmd_show(args: argparse.Namespace) -> int:
         print(f"{key + ':':<12} {schedule[key]}")
     print(f"{'parameters:':<12} {json.dumps(schedule['parameters'])}")
     print(f"{'state:':<12} {'paused' if schedule['paused'] else 'active'}")
-    print(f"{'next run:':<12} {_shown(schedule['next_run_at'], zone)} ({zone})")
+    if schedule["paused"]:
+        print(f"{'next run:':<12} - (paused; `schedule resume` restarts from now)")
+    else:
+        print(f"{'next run:':<12} {_shown(schedule['next_run_at'], zone)} ({zone})")
     print(f"\nRecent runs ({len(runs)}):")
     for run in runs:
         code = "" if run["exit_code"] is None else f" exit {run['exit_code']}"
@@ -231,11 +238,28 @@ def _cmd_scheduler(args: argparse.Namespace) -> int:
         store.relax_durability()
         scheduler = Scheduler(config, store)
         if not args.once:
+            _log_service_events()
             return scheduler.run_forever()
         started = scheduler.run_once()
     print(f"Scheduler pass done: {len(started)} run(s) started"
           + (f" ({', '.join(str(run_id) for run_id in started)})" if started else ""))
     return 0
+
+
+def _log_service_events() -> None:
+    """Show the long-running scheduler's starts, stops and runs, with times, on stderr.
+
+    The CLI logs warnings only unless -v is given. A service is expected to say what it
+    does, so the scheduler and channel loggers log at INFO here.
+    """
+    root = logging.getLogger("tinysdlc_nb")
+    for handler in root.handlers:
+        formatter = type(handler.formatter) if handler.formatter else logging.Formatter
+        handler.setFormatter(formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in ("tinysdlc_nb.schedules", "tinysdlc_nb.channels"):
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)
 
 
 def _shown(value, zone: str) -> str:

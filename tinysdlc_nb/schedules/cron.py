@@ -40,6 +40,9 @@ class CronSchedule:
     def __init__(self, expression: str, zone: ZoneInfo):
         self.expression = expression
         self.zone = zone
+        if expression.strip().startswith("@") and expression.strip().lower() not in MACROS:
+            raise UsageError(f"cron macro '{expression.strip()}' is not supported; use one of "
+                             f"{', '.join(sorted(MACROS))} or write the fields")
         fields = MACROS.get(expression.strip().lower(), expression).split()
         if len(fields) not in (5, 6):
             raise UsageError(f"cron expression '{expression}' has {len(fields)} field(s); "

@@ -1,9 +1,10 @@
 """What a schedule is, and the checks a new schedule passes before anything is stored.
 
 Values given as ``-p key=value`` are typed as follows. For a runbook they keep their text
-and the runbook's declared parameter types apply, as with ``runbook run``. For a notebook
-or a gate, a value that reads as a JSON number, ``true``, ``false`` or ``null`` becomes
-that value, and every other value stays a string. A JSON string such as ``'"8080"'``
+and the runbook's declared parameter types apply, as with ``runbook run``. A gate's
+version, tier and environment are text. For a notebook, a value that reads as a JSON
+number, ``true``, ``false`` or ``null`` becomes that value, and every other value stays a
+string. A JSON string such as ``'"8080"'``
 passes its text, so a number can still be passed as text.
 """
 
@@ -56,7 +57,7 @@ def parse_pairs(pairs: list[str], kind: str) -> dict[str, Any]:
             raise UsageError(f"parameter '{pair}' is invalid; write -p NAME=VALUE")
         if key in values:
             raise UsageError(f"parameter '{key}' is given twice; pass it once")
-        values[key] = raw if kind == "runbook" else _typed(raw)
+        values[key] = raw if kind in ("runbook", "gate") else _typed(raw)
     return values
 
 
@@ -134,6 +135,26 @@ def _check_gate(spec: ScheduleSpec) -> None:
     if unknown:
         raise UsageError(f"gate parameter '{unknown[0]}' is invalid; a scheduled gate takes "
                          f"{', '.join(GATE_PARAMETERS)}")
+    for name, value in spec.parameters.items():
+        if not isinstance(value, str) or not value.strip():
+            raise UsageError(f"gate parameter {name}={value!r} is invalid; give a non-empty "
+                             f"text, or leave it out for the project's default")
+    _check_gate_values(spec)
+
+
+def _check_gate_values(spec: ScheduleSpec) -> None:
+    """Check the tier and version as ``tinysdlc-nb gate`` would at run time."""
+    from ..gates.model import Tier
+    from ..project import resolve_version
+
+    tiers = [tier.value for tier in Tier]
+    tier = spec.parameters.get("tier")
+    if tier is not None and tier not in tiers:
+        raise UsageError(f"gate parameter tier={tier!r} is invalid; expected one of "
+                         f"{', '.join(tiers)}")
+    version = spec.parameters.get("version")
+    if version is not None:
+        resolve_version(Path(spec.project), version)
 
 
 def _check_runbook(spec: ScheduleSpec) -> None:

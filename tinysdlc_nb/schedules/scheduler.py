@@ -186,21 +186,24 @@ class Scheduler:
         due = schedule["next_run_at"]
         key = (schedule["id"], due)
         grace = dt.timedelta(seconds=self.settings["misfire_grace_s"])
-        late = now - due > grace and key not in self._waiting
-        fire_at, following, trigger = due, cron.next_after(due), "schedule"
+        catching_up = now - due > grace and key not in self._waiting
 
-        if late:
-            latest = cron.latest_at_or_before(now) or due
-            following = cron.next_after(now)
-            if schedule["catch_up"] == "none":
-                self._record_missed(schedule, cron, due, latest, now, include_last=True,
-                                    following=following)
-                return None
-            fire_at, trigger = latest, "catch-up"
+        # Only the newest due fire runs, so fires that piled up never run in a burst. A fire
+        # that waited for a free slot keeps its time and runs late.
+        newest = due if key in self._waiting else (cron.latest_at_or_before(now) or due)
+        if now - newest > grace and key not in self._waiting \
+                and schedule["catch_up"] == "none":
+            self._record_missed(schedule, cron, due, newest, now, include_last=True,
+                                following=cron.next_after(now))
+            return None
+        fire_at, following = newest, cron.next_after(newest)
+        trigger = "catch-up" if catching_up and schedule["catch_up"] == "latest" \
+            else "schedule"
+        superseded = newest > due
 
         if self._busy(schedule, running):
-            if late:
-                self._record_missed(schedule, cron, due, latest, now, include_last=False)
+            if superseded:
+                self._record_missed(schedule, cron, due, newest, now, include_last=False)
             records.claim_fire(self.store, schedule, trigger=trigger, status="skipped",
                                scheduled_for=fire_at, now=now, scheduler=self.scheduler_id,
                                message="the previous run was still going",
@@ -210,12 +213,12 @@ class Scheduler:
             return None
 
         if len(self._active) >= self.settings["max_parallel"]:
-            if not late:
+            if not catching_up:
                 self._waiting.add(key)  # started late when a slot frees, never dropped
             return None
 
-        if late:
-            self._record_missed(schedule, cron, due, latest, now, include_last=False)
+        if superseded:
+            self._record_missed(schedule, cron, due, newest, now, include_last=False)
         run = records.claim_fire(self.store, schedule, trigger=trigger, status="running",
                                  scheduled_for=fire_at, now=utc_now(),
                                  scheduler=self.scheduler_id, lease_s=self.settings["lease_s"],
@@ -256,13 +259,17 @@ class Scheduler:
         count, capped = cron.count_between(first, last)
         if not include_last:
             count -= 1
+            last = cron.latest_at_or_before(last - dt.timedelta(microseconds=1)) or first
         if count <= 0:
             if following is not None:
                 records.advance_schedule(self.store, schedule["id"], first, following)
             return
-        amount = f"more than {count}" if capped else str(count)
-        message = (f"{amount} fire(s) from {first.isoformat()} to {last.isoformat()} were not "
-                   f"run (catch-up {schedule['catch_up']})")
+        if count == 1 and not capped:
+            message = f"the fire at {first.isoformat()} was not run"
+        else:
+            amount = f"more than {count}" if capped else str(count)
+            message = f"{amount} fires from {first.isoformat()} to {last.isoformat()} were not run"
+        message += f" (catch-up {schedule['catch_up']})"
         records.claim_fire(self.store, schedule, trigger="schedule", status="missed",
                            scheduled_for=first, now=now, scheduler=self.scheduler_id,
                            message=message, following=following)
