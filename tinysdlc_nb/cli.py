@@ -24,7 +24,7 @@ from .probe import add_probe_command
 from .project import resolve_version
 from .runbooks.commands import add_runbook_commands
 from .schedules.commands import add_schedule_commands
-from .scrub import scrub
+from .scrub import RedactingFormatter, quiet_missing_cell_ids, scrub
 from .team.commands import add_team_commands
 
 log = logging.getLogger(__name__)
@@ -33,11 +33,6 @@ log = logging.getLogger(__name__)
 # The shell's code for a command ended by Ctrl-C (128 + SIGINT).
 INTERRUPTED_EXIT_CODE = 130
 CHECK_EXIT = {"PASS": 0, "SKIPPED": 0, "WAIVED": 0, "FAIL": 1, "ERROR": 4, "UNAVAILABLE": 4}
-
-
-class _RedactingFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return scrub(super().format(record))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,6 +45,7 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: list[str] | None = None) -> int:
     _skip_iri_grammar()
+    quiet_missing_cell_ids()
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
@@ -340,7 +336,7 @@ def scrub_json(data: Any) -> Any:
 
 def _configure_logging(verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("tinysdlc_nb")
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO if verbose else logging.WARNING)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -254,3 +255,19 @@ def secret_values(items: list[tuple[str, str]]) -> dict[str, str]:
                 labels[value] = f"${name}"
 
     return labels
+
+
+class RedactingFormatter(logging.Formatter):
+    """A log formatter whose every line passes through ``scrub``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record))
+
+
+def quiet_missing_cell_ids() -> None:
+    """Hide nbformat's warning about notebooks whose cells have no ids.
+
+    nbformat fills in the ids itself when it reads such a notebook, and the warning would
+    otherwise be printed for every command that reads a user's older notebook.
+    """
+    warnings.filterwarnings("ignore", message="Cell is missing an id field")

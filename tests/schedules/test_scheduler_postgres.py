@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import subprocess
@@ -32,6 +31,15 @@ def start_scheduler(project: Path, url: str, scheduler_id: str, starts: Path):
     return subprocess.Popen([sys.executable, "-c", code], env=environment)
 
 
+def fires_covered(row) -> int:
+    """Return how many fires one run row stands for: a missed row names its count."""
+    if row.status != "missed":
+        return 1
+    if row.message.startswith("the fire at "):
+        return 1
+    return int(row.message.split()[0])
+
+
 @pytest.mark.postgres
 def test_two_processes_fire_once(project, pg_url, tmp_path, monkeypatch):
     notebook = write_notebook(project / "job.ipynb", "print('ran')")
@@ -57,9 +65,10 @@ def test_two_processes_fire_once(project, pg_url, tmp_path, monkeypatch):
     assert max(fires.values()) == 1
     assert {row.scheduler for row in rows} == {"host-a", "host-b"}
     for index in range(JOBS):
-        times = sorted(row.scheduled_for for row in rows if row.schedule_name == f"job-{index}")
-        assert len(times) >= 3
-        gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
-        assert set(gaps) == {dt.timedelta(seconds=1)}
-    assert {row.status for row in rows} <= {"passed", "skipped"}
+        own = sorted((row for row in rows if row.schedule_name == f"job-{index}"),
+                     key=lambda row: row.scheduled_for)
+        assert len(own) >= 3
+        span_s = (own[-1].scheduled_for - own[0].scheduled_for).total_seconds()
+        assert sum(fires_covered(row) for row in own) == span_s + 1
+    assert {row.status for row in rows} <= {"passed", "skipped", "missed"}
     assert Counter(row.status for row in rows)["passed"] == len(starts)

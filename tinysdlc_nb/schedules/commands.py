@@ -7,8 +7,8 @@ ISO 8601 in UTC.
 from __future__ import annotations
 
 import argparse
-import logging
 import json
+import logging
 import sys
 from contextlib import contextmanager
 from pathlib import Path

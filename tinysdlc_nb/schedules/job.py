@@ -10,12 +10,7 @@ import logging
 import os
 import sys
 
-from ..scrub import scrub
-
-
-class _RedactingFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return scrub(super().format(record))
+from ..scrub import RedactingFormatter, quiet_missing_cell_ids
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     # Same reason as the CLI: jsonschema would otherwise build an unused grammar for ~3 s.
     sys.modules.setdefault("rfc3987_syntax", None)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    quiet_missing_cell_ids()
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("tinysdlc_nb")
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)

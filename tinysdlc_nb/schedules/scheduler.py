@@ -190,7 +190,7 @@ class Scheduler:
 
         # Only the newest due fire runs, so fires that piled up never run in a burst. A fire
         # that waited for a free slot keeps its time and runs late.
-        newest = due if key in self._waiting else (cron.latest_at_or_before(now) or due)
+        newest = due if key in self._waiting else max(due, cron.latest_at_or_before(now) or due)
         if now - newest > grace and key not in self._waiting \
                 and schedule["catch_up"] == "none":
             self._record_missed(schedule, cron, due, newest, now, include_last=True,
