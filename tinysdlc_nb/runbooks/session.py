@@ -276,6 +276,14 @@ class RunbookSession:
     def _started(self, pid: int) -> None:
         self.step_group = pid
 
+        # A SIGTERM that came after bash started but before its group was known found no
+        # group to stop, so the group is stopped here instead.
+        if self.stopped:
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
     def _skip_reason(self, phase: Phase) -> tuple[StepStatus, str] | None:
         if self.stopped:
             return StepStatus.SKIPPED, "the run was stopped (SIGTERM)"
