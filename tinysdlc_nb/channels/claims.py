@@ -24,6 +24,7 @@ from sqlalchemy import (
     exists,
     insert,
     literal,
+    or_,
     select,
     update,
 )
@@ -116,13 +117,23 @@ def _insert_missing(connection: Connection, channel: str, direct: bool,
     return max(connection.execute(statement).rowcount, 0)
 
 
-def claim_due(store: Store, channels: list[str], now: dt.datetime,
+def claim_due(store: Store, settings: dict[str, Any], now: dt.datetime,
               lease_s: float) -> list[Claim]:
-    """Take up to CLAIM_BATCH due deliveries of ``channels`` for this process."""
-    if not channels:
+    """Take up to CLAIM_BATCH due deliveries for this process.
+
+    Only deliveries the current settings still route are taken: a channel removed from
+    ``notify`` sends nothing more, even for notifications queued while it was listed.
+    """
+    plans = delivery_plans(settings)
+    if not plans:
         return []
+    routed = or_(*[and_(_deliveries.c.channel == channel,
+                        exists(select(literal(1)).where(
+                            _notifications.c.id == _deliveries.c.notification_id,
+                            *owed_condition(channel, direct))))
+                   for channel, direct in plans])
     due = and_(_deliveries.c.status != DELIVERED, _deliveries.c.next_attempt_at <= now,
-               _deliveries.c.channel.in_(channels))
+               routed)
     candidates = (select(_deliveries.c.id).where(due)
                   .order_by(_deliveries.c.next_attempt_at, _deliveries.c.id).limit(CLAIM_BATCH))
     if store.dialect == "postgresql":

@@ -81,7 +81,7 @@ def deliver_due(store: Store, config: Config, *, now: dt.datetime | None = None,
     summary["created"] = create_deliveries(store, settings, clock())
     summary["notifications_delivered"] = finish_waiting(store, settings, clock())
 
-    claims = claim_due(store, list(settings["configured"]), clock(), lease_seconds(settings))
+    claims = claim_due(store, settings, clock(), lease_seconds(settings))
     summary["claimed"] = len(claims)
     own_client = client is None
     client = client or new_client(settings["timeout_s"])

@@ -7,6 +7,7 @@ environment variable that holds them.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -95,6 +96,7 @@ def resolve_channels(raw: Any, where: str) -> dict[str, Any]:
             raise ConfigError(f"{where}: channels.{name} must be a table")
         configured[name] = CHANNEL_SECTIONS[name].resolve(table, where)
         _check_env_names(name, configured[name], where)
+        _protect_secrets(name, configured[name])
         _normalize_ids(name, configured[name], where)
     values["configured"] = configured
 
@@ -153,3 +155,18 @@ def _check_env_names(channel: str, values: dict[str, Any], where: str) -> None:
             raise ConfigError(f"{where}: channels.{channel}.{key} = {value!r} is not an "
                               f"environment variable name; write the variable's name, and "
                               f"put the secret itself in that variable")
+
+
+def _protect_secrets(channel: str, values: dict[str, Any]) -> None:
+    """Redact the values of the channel's secret variables from every text from now on.
+
+    A webhook address carries its token but its variable name does not look secret, so
+    without this it would be redacted only once its own channel had sent something.
+    """
+    from ..scrub import protect
+
+    for key, variable in values.items():
+        value = os.environ.get(variable, "").strip() if key.endswith("_env") and variable \
+            else ""
+        if value:
+            protect(value, f"channels.{channel}.{key}")
