@@ -122,6 +122,22 @@ def alive(process: psutil.Process) -> bool:
         return False
 
 
+def wait_for_cell(store, name: str) -> dict:
+    """Return the run of ``name`` once its job has started executing the notebook."""
+    deadline = time.monotonic() + 60
+    run = None
+    while time.monotonic() < deadline:
+        runs = records.runs_of(store, name)
+        run = runs[-1] if runs else None
+        log = Path(run["output_dir"]) / "job.log" if run and run["output_dir"] else None
+        if log and log.is_file() and "executing slow.ipynb" in log.read_text():
+            break
+        time.sleep(0.2)
+    assert run is not None, f"no run of {name} started within 60 s"
+    time.sleep(3)  # let the kernel start the cell
+    return run
+
+
 def test_sigterm_interrupts_long_run(capsys, project, store, tmp_path):
     write_config(project, tmp_path / "home", {"stop_grace_s": 1, "poll_interval_s": 0.2})
     notebook = write_notebook(project / "slow.ipynb", "import time\ntime.sleep(120)")
@@ -133,23 +149,18 @@ def test_sigterm_interrupts_long_run(capsys, project, store, tmp_path):
                str(project)]
     scheduler = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
                                  env={**os.environ})
+    try:
+        run = wait_for_cell(store, "slow")
+        job_pid = records.get_run(store, run["id"])["pid"]
+        children = [psutil.Process(job_pid), *descendants(job_pid)]
 
-    deadline = time.monotonic() + 60
-    run = None
-    while time.monotonic() < deadline:
-        runs = records.runs_of(store, "slow")
-        run = runs[-1] if runs else None
-        log = Path(run["output_dir"]) / "job.log" if run and run["output_dir"] else None
-        if log and log.is_file() and "executing slow.ipynb" in log.read_text():
-            break
-        time.sleep(0.2)
-    time.sleep(3)  # let the kernel start the cell
-    job_pid = records.get_run(store, run["id"])["pid"]
-    children = [psutil.Process(job_pid), *descendants(job_pid)]
-
-    scheduler.send_signal(signal.SIGTERM)
-    code = scheduler.wait(timeout=40)
-    stderr = scheduler.stderr.read()
+        scheduler.send_signal(signal.SIGTERM)
+        code = scheduler.wait(timeout=40)
+        stderr = scheduler.stderr.read()
+    finally:
+        if scheduler.poll() is None:  # a failed wait must not leave the scheduler running
+            scheduler.kill()
+            scheduler.wait()
 
     ended = records.get_run(store, run["id"])
     assert code == 0, stderr
