@@ -89,7 +89,7 @@ def section(data: dict, options: str, started: dt.datetime, revision: str) -> st
 
 
 def percentile(values: list[float], fraction: float) -> float:
-    """The nearest-rank percentile of ``values`` (0 for none)."""
+    """Return the nearest-rank percentile of ``values`` (0 for none)."""
     if not values:
         return 0.0
     ordered = sorted(values)

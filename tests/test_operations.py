@@ -85,7 +85,8 @@ def test_schedules_frame_shows_display_zone(tmp_path, sqlite_store):
 
 def test_schedules_frame_empty(tmp_path, sqlite_store):
     frame = operations.schedules_frame(_ops(tmp_path, sqlite_store), now=NOW)
-    assert list(frame.columns)[:3] == ["name", "kind", "target"] and frame.empty
+    assert list(frame.columns)[:3] == ["name", "kind", "target"]
+    assert frame.empty
 
 
 def test_runs_frame_newest_first(seeded):
@@ -182,4 +183,6 @@ def test_operations_notebook_runs(tmp_path):
     execution = run_notebook(packaged_notebook("operations"), {"project": str(tmp_path)},
                              cwd=tmp_path, cell_timeout_s=120)
     text = json.dumps(execution.notebook["cells"])
-    assert execution.completed and "failed run" in text and "api is down" in text
+    assert execution.completed, execution.message
+    assert "failed run" in text
+    assert "api is down" in text

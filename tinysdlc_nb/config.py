@@ -273,7 +273,7 @@ def _reject_secret_keys(raw: Any, where: str, prefix: str = "") -> None:
         if key in ("allow", "waivers", "severity_map"):
             continue  # package names and waiver reasons, not settings
         if key.endswith("_env"):
-            continue  # the name of the variable that holds a secret, not the secret
+            continue  # the name of the variable that contains a secret, not the secret
         if _SECRET_KEY.search(key) and isinstance(value, str) and value:
             raise ConfigError(f"{where}: '{dotted}' looks like a secret; secrets are read only "
                               f"from environment variables, remove it from the file")

@@ -53,7 +53,7 @@ def open_operations(project_dir: str | Path) -> Operations:
 
 
 def schedules_frame(ops: Operations, now: dt.datetime | None = None) -> pd.DataFrame:
-    """One row per schedule: what it runs, when next, and how its recent runs went."""
+    """Return one row per schedule: what it runs, when next, and how its recent runs went."""
     now = now or utc_now()
     frame = ops.store.frame(select(
         schedules.c.id, schedules.c.name, schedules.c.kind, schedules.c.target,
@@ -80,7 +80,7 @@ def schedules_frame(ops: Operations, now: dt.datetime | None = None) -> pd.DataF
 
 
 def runs_frame(ops: Operations, limit: int = 50, schedule: str = "") -> pd.DataFrame:
-    """The newest runs, skips and misses: status, duration and how late each started."""
+    """Return the newest runs, skips and misses with status, duration and lateness."""
     query = select(
         schedule_runs.c.id, schedule_runs.c.schedule_name.label("schedule"),
         schedule_runs.c.trigger, schedule_runs.c.status, schedule_runs.c.exit_code,
@@ -103,7 +103,7 @@ def runs_frame(ops: Operations, limit: int = 50, schedule: str = "") -> pd.DataF
 
 
 def last_heartbeat(ops: Operations) -> dict[str, Any] | None:
-    """The newest heartbeat with its findings decoded, or None before the first beat."""
+    """Return the newest heartbeat with its findings decoded, or None before the first beat."""
     with ops.store.engine.connect() as connection:
         row = connection.execute(select(heartbeats).order_by(heartbeats.c.id.desc())
                                  .limit(1)).mappings().first()
@@ -116,7 +116,7 @@ def last_heartbeat(ops: Operations) -> dict[str, Any] | None:
 
 
 def findings_frame(beat: dict[str, Any] | None) -> pd.DataFrame:
-    """The findings of one heartbeat as a table, those that need a person first."""
+    """Return the findings of one heartbeat as a table, those that need a person first."""
     findings = (beat or {}).get("findings") or []
     frame = pd.DataFrame(findings)
     if frame.empty:
@@ -172,7 +172,7 @@ def waiting_notifications(ops: Operations, limit: int = 50) -> pd.DataFrame:
 
 
 def recent_attempts(ops: Operations, limit: int = 20) -> pd.DataFrame:
-    """The newest requests made to channels, with their HTTP status and outcome."""
+    """Return the newest requests made to channels, with their HTTP status and outcome."""
     frame = ops.store.frame(
         select(channel_attempts.c.at, notification_deliveries.c.channel,
                notification_deliveries.c.notification_id, channel_attempts.c.part,
@@ -193,7 +193,7 @@ def _runs(store: Store, since: dt.datetime) -> pd.DataFrame:
 
 
 def _latest_runs(store: Store) -> pd.DataFrame:
-    """The newest run of each schedule that really ran (skips and misses left out)."""
+    """Return the newest run of each schedule that really ran (skips and misses left out)."""
     newest = (select(func.max(schedule_runs.c.id))
               .where(schedule_runs.c.status.in_(("running", *FINISHED_STATUSES)))
               .group_by(schedule_runs.c.schedule_id))

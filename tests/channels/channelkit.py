@@ -15,8 +15,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
+from tinysdlc_nb.channels.outbox import queue_notification
 from tinysdlc_nb.channels.split import text_length
 from tinysdlc_nb.config import load_config
+from tinysdlc_nb.store.schema import channel_attempts, notification_deliveries, team_notifications
 
 TELEGRAM_TOKEN = "123456:telegram-test-token-value"
 DISCORD_PATH = "/api/webhooks/42/discord-hook-token-value"
@@ -44,7 +48,7 @@ class Reply:
 
 
 class FakeApi:
-    """An HTTP server on 127.0.0.1 that checks every request's shape and answers from a
+    """An HTTP server on 127.0.0.1 that checks every request's shape and responds from a
     script of replies (then ``default``)."""
 
     def __init__(self, check: Callable[[Request], list[str]], default: Reply | None = None):
@@ -236,3 +240,30 @@ def unnumbered(text: str) -> str:
     if text.startswith("(") and ") " in text:
         return text.split(") ", 1)[1]
     return text
+
+
+def queue(store, text, recipient="oncall"):
+    """Queue ``text`` for ``recipient`` and return the notification id."""
+    with store.begin() as connection:
+        return queue_notification(connection, recipient, text)
+
+
+def notification(store, notification_id):
+    """Return one ``team_notifications`` row as a mapping."""
+    with store.engine.connect() as connection:
+        return connection.execute(select(team_notifications).where(
+            team_notifications.c.id == notification_id)).mappings().one()
+
+
+def deliveries(store):
+    """Return every delivery row, oldest first."""
+    with store.engine.connect() as connection:
+        return connection.execute(select(notification_deliveries).order_by(
+            notification_deliveries.c.id)).mappings().all()
+
+
+def attempts(store):
+    """Return every channel request row, oldest first."""
+    with store.engine.connect() as connection:
+        return connection.execute(select(channel_attempts).order_by(
+            channel_attempts.c.id)).mappings().all()

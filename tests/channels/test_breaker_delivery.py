@@ -8,41 +8,26 @@ import socket
 import threading
 
 import pytest
-from channelkit import DISCORD_PATH, SLACK_PATH, Reply, refused_url, unnumbered, write_config
-from sqlalchemy import select
+from channelkit import (
+    DISCORD_PATH,
+    SLACK_PATH,
+    Reply,
+    attempts,
+    deliveries,
+    notification,
+    queue,
+    refused_url,
+    unnumbered,
+    write_config,
+)
 
 from tinysdlc_nb.channels.delivery import deliver_due
-from tinysdlc_nb.channels.outbox import queue_notification
 from tinysdlc_nb.store import utc_now
-from tinysdlc_nb.store.schema import channel_attempts, notification_deliveries, team_notifications
 
 SLACK = "[channels]\nnotify = [\"slack\"]\n[channels.slack]\n"
 DISCORD = "[channels]\nnotify = [\"discord\"]\n[channels.discord]\n"
 BOTH = "[channels]\nnotify = [\"slack\", \"discord\"]\n[channels.slack]\n[channels.discord]\n"
 GITHUB_TOKEN = "ghp_" + "Zx81mQ4vT7cLp2Rk9sWd3Yb6Hn0Jf5Ge1uAo"
-
-
-def queue(store, text, recipient="oncall"):
-    with store.begin() as connection:
-        return queue_notification(connection, recipient, text)
-
-
-def notification(store, notification_id):
-    with store.engine.connect() as connection:
-        return connection.execute(select(team_notifications).where(
-            team_notifications.c.id == notification_id)).mappings().one()
-
-
-def deliveries(store):
-    with store.engine.connect() as connection:
-        return connection.execute(select(notification_deliveries).order_by(
-            notification_deliveries.c.id)).mappings().all()
-
-
-def attempts(store):
-    with store.engine.connect() as connection:
-        return connection.execute(select(channel_attempts).order_by(
-            channel_attempts.c.id)).mappings().all()
 
 
 class SilentServer:

@@ -1,17 +1,24 @@
-"""Delivery passes on SQLite and PostgreSQL: order, retries, 429 answers and claims."""
+"""Delivery passes on SQLite and PostgreSQL: order, retries, 429 responses and claims."""
 
 from __future__ import annotations
 
 import datetime as dt
 import threading
 
-from channelkit import Reply, refused_url, unnumbered, write_config
-from sqlalchemy import select
+from channelkit import (
+    Reply,
+    attempts,
+    deliveries,
+    notification,
+    queue,
+    refused_url,
+    unnumbered,
+    write_config,
+)
 
 from tinysdlc_nb.channels.delivery import deliver_due
-from tinysdlc_nb.channels.outbox import queue_notification
 from tinysdlc_nb.store import as_utc, utc_now
-from tinysdlc_nb.store.schema import channel_attempts, notification_deliveries, team_notifications
+from tinysdlc_nb.store.schema import notification_deliveries, team_notifications
 
 SLACK = """
 [channels]
@@ -26,29 +33,6 @@ notify = ["slack", "discord"]
 [channels.slack]
 [channels.discord]
 """
-
-
-def queue(store, text, recipient="oncall"):
-    with store.begin() as connection:
-        return queue_notification(connection, recipient, text)
-
-
-def notification(store, notification_id):
-    with store.engine.connect() as connection:
-        return connection.execute(select(team_notifications).where(
-            team_notifications.c.id == notification_id)).mappings().one()
-
-
-def deliveries(store):
-    with store.engine.connect() as connection:
-        return connection.execute(select(notification_deliveries).order_by(
-            notification_deliveries.c.id)).mappings().all()
-
-
-def attempts(store):
-    with store.engine.connect() as connection:
-        return connection.execute(select(channel_attempts).order_by(
-            channel_attempts.c.id)).mappings().all()
 
 
 def test_split_parts_arrive_whole(sqlite_store, project, slack_api):

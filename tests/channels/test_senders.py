@@ -5,17 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from channelkit import WEBHOOK_KEY, Reply, unnumbered, write_config
+from channelkit import WEBHOOK_KEY, Reply, queue, unnumbered, write_config
 
 from tinysdlc_nb.channels.delivery import deliver_due
-from tinysdlc_nb.channels.outbox import queue_notification
 from tinysdlc_nb.channels.split import split_text, text_length
 from tinysdlc_nb.channels.status import channel_status
-
-
-def queue(store, text, recipient="oncall"):
-    with store.begin() as connection:
-        return queue_notification(connection, recipient, text)
 
 
 def test_whatsapp_each_recipient(sqlite_store, project, whatsapp_api):

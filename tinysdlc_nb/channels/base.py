@@ -1,4 +1,4 @@
-"""What every channel shares: the outgoing message, the result of one request, secrets and
+"""The parts every channel shares: the outgoing message, the result of one request, secrets and
 the reading of HTTP responses.
 
 Channel modules take an ``httpx.Client`` from the caller and never import httpx at module

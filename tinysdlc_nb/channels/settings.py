@@ -2,7 +2,7 @@
 
 Each channel has its own table (``[channels.telegram]``, ``[channels.slack]``, …). Tokens,
 webhook addresses and signing keys are never written here: a ``*_env`` key names the
-environment variable that holds them.
+environment variable that contains them.
 """
 
 from __future__ import annotations

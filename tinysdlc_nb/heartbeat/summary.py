@@ -78,8 +78,8 @@ def agent_summary(config: Config, store: Store, findings: list[Finding],
         return Summary(plain, "code", False)
 
     if spec.provider == "protocol":
-        # The offline agent follows fixed rules rather than reading the findings, so the
-        # findings written by code say more than its general status report would.
+        # The offline agent follows fixed rules rather than reading the findings, so a
+        # summary written by code from the findings is more useful than its general report.
         log.info("heartbeat: summary written by code, because agent %s is the offline "
                  "protocol agent", spec.id)
         return Summary(plain, "code", False)

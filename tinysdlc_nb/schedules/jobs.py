@@ -190,7 +190,7 @@ class ProcessHandle:
 
     NOTE: jupyter_client starts each kernel in a session of its own, so the group signal
     does not reach it. After SIGTERM the job shuts its kernel down; after SIGKILL the
-    kernel exits by itself once ipykernel's parent poller sees the job process gone.
+    kernel exits by itself once ipykernel's parent poller detects that the job process is gone.
     """
 
     def __init__(self, process: subprocess.Popen):

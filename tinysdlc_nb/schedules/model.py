@@ -1,4 +1,4 @@
-"""What a schedule is, and the checks a new schedule passes before anything is stored.
+"""The schedule model, and the checks a new schedule passes before anything is stored.
 
 Values given as ``-p key=value`` are typed as follows. For a runbook they keep their text
 and the runbook's declared parameter types apply, as with ``runbook run``. A gate's

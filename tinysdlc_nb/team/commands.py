@@ -160,7 +160,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 
 def _schedule_heartbeat(config: Config) -> None:
-    """Add the ``heartbeat`` schedule unless one exists, and say which."""
+    """Add the ``heartbeat`` schedule unless one exists, and print which happened."""
     from ..runbooks.spec import default_operator
     from ..schedules.model import ScheduleSpec
     from ..schedules.records import ensure_schedule, get_schedule
